@@ -1,0 +1,105 @@
+"""Public entry points: list_models, create_model, get_transform, create_relation_head."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from rr_zoo.manifest import ZooEntry, load_manifest
+from rr_zoo.relation import RelationHead, relation_input_features
+from rr_zoo.weights import load_entry_state_dict
+
+
+def list_models(pattern: str = "*", published_only: bool = False) -> list[str]:
+    """Names (aliases) of zoo entries.
+
+    Args:
+        pattern: Shell-style filter, e.g. ``"rr_resnet32_*"``.
+        published_only: Only entries whose weights can be loaded.
+
+    Returns:
+        Sorted entry names, usable with :func:`create_model`, timm and torch.hub.
+    """
+    return [n for n in load_manifest().names(published_only) if fnmatch.fnmatch(n, pattern)]
+
+
+def get_entry(name: str) -> ZooEntry:
+    """The manifest entry for an alias or timm name (``UnknownModelError`` lists close matches)."""
+    return load_manifest().get(name)
+
+
+def create_model(name: str, pretrained: bool = False, weights: str | os.PathLike | None = None,
+                 trainable: bool = False, sha256: str | None = None, **kwargs: Any) -> nn.Module:
+    """Build a zoo backbone, optionally with verified pretrained weights.
+
+    Args:
+        name: Entry alias (``rr_resnet32_cifar100``) or timm name (``resnet32_rr.cifar100``).
+        pretrained: Load the published weights (bundled copy or Hub at the pinned revision).
+        weights: Local safetensors file or export folder to load instead (implies ``pretrained``).
+        trainable: Keep a pretrained model trainable; by default it is frozen
+            (eval mode, ``requires_grad=False``).
+        sha256: Expected digest of ``weights`` when neither the manifest nor an export
+            folder's ``config.json`` provides one.
+        **kwargs: timm model kwargs, e.g. ``num_classes=10``.
+
+    Returns:
+        The backbone; ``model(x)`` gives (N, num_features) features when ``num_classes=0``.
+    """
+    import timm
+
+    entry = get_entry(name)
+    if weights is not None:
+        pretrained = True
+        kwargs["pretrained_cfg_overlay"] = dict(file=os.fspath(weights))
+    return timm.create_model(entry.name, pretrained=pretrained, trainable=trainable, sha256=sha256, **kwargs)
+
+
+def create_relation_head(name: str, pretrained: bool = False, weights: str | os.PathLike | None = None,
+                         sha256: str | None = None) -> RelationHead:
+    """Build the relation head of a zoo entry (for :func:`rr_zoo.relation_score`).
+
+    Args:
+        name: Entry alias or timm name.
+        pretrained: Load the entry's published ``relation_head.safetensors``.
+        weights: Local file or export folder to load instead (implies ``pretrained``).
+        sha256: Expected digest of ``weights`` when no manifest or config.json provides it.
+
+    Returns:
+        The head, in eval mode when pretrained.
+    """
+    entry = get_entry(name)
+    head = RelationHead(relation_input_features(entry.num_features, entry.recipe["aggregation"]),
+                        hidden=entry.recipe.get("relation_hidden", 256))
+    if pretrained or weights is not None:
+        head.load_state_dict(load_entry_state_dict(entry, "relation_head", file=weights, sha256=sha256))
+        head.eval()
+    return head
+
+
+def get_transform(name: str, train: bool = False) -> Callable:
+    """The entry's own preprocessing for PIL images (timm's transform from its cfg).
+
+    Images are first converted to the entry's colour mode (RGB, or L for
+    1-channel entries), so any PIL image works.
+
+    Args:
+        name: Entry alias or timm name.
+        train: timm's training transform instead of the eval one.
+
+    Returns:
+        A callable mapping a PIL image to a normalised (C, H, W) tensor.
+    """
+    import timm.data
+    from torchvision import transforms
+
+    from rr_zoo.timm_models import pretrained_cfg
+
+    entry = get_entry(name)
+    config = timm.data.resolve_data_config(pretrained_cfg=pretrained_cfg(entry))
+    mode = "L" if entry.in_chans == 1 else "RGB"
+    return transforms.Compose([transforms.Lambda(lambda img: img.convert(mode)),
+                               timm.data.create_transform(**config, is_training=train)])
