@@ -22,7 +22,7 @@ from rr_zoo.manifest import ZooEntry, load_manifest
 from rr_zoo.models import ARCHITECTURES, get_architecture
 from rr_zoo.weights import download_from_hub, load_entry_state_dict, load_safetensors, verify_file
 
-_MANIFEST = load_manifest()
+_MANIFEST = load_manifest()  # registration; weight lookups re-read load_manifest()
 FIRST_CONV = {"conv4": "layer1.conv"}  # others: "conv1"
 
 
@@ -63,7 +63,7 @@ def _entry_for(cfg: dict[str, Any]) -> ZooEntry | None:
     arch, tag = cfg.get("architecture"), cfg.get("tag")
     name = f"{arch}.{tag}" if tag else arch
     try:
-        return _MANIFEST.get(name) if name else None
+        return load_manifest().get(name) if name else None
     except KeyError:
         return None
 

@@ -1,0 +1,407 @@
+"""Relational-reasoning pretraining: the step and the resumable loop.
+
+Data flow: uint8 images (decoded once) -> K views per image made on the
+training device (``training.augment``) -> backbone -> pair logits
+(``RelationHead.forward_views``, identical to ``make_pairs`` + head) -> focal
+loss -> Adam. Checkpoints are atomic and hold every RNG state and the data
+position, so a run killed at any point resumes to the same result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import resource
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from rr_zoo.manifest import load_manifest
+from rr_zoo.models import build_backbone
+from rr_zoo.relation import RelationHead, focal_loss, relation_input_features
+from training.augment import AugmentConfig, make_views
+from training.checkpoint import FORMAT, atomic_save, atomic_write_text, load_checkpoint
+from training.data import get_dataset_spec, load_split
+from training.recipes import Recipe, RecipeError, RunOptions
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+
+
+# ----------------------------------------------------------------------------- setup
+def dist_info() -> tuple[int, int]:
+    """(rank, world_size) of this process; (0, 1) without torchrun."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device: str) -> str:
+    """Join the torchrun process group if launched by torchrun; returns the device to use."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return device
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    dist.init_process_group(backend)
+    if device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return f"cuda:{local}"
+    return device
+
+
+def build_modules(recipe: Recipe, in_chans: int) -> tuple[nn.Module, RelationHead]:
+    """Backbone (pooled features) and relation head, seeded by the recipe."""
+    torch.manual_seed(recipe.seed)
+    backbone = build_backbone(recipe.architecture, num_classes=0, in_chans=in_chans)
+    head = RelationHead(relation_input_features(backbone.num_features, recipe.aggregation), recipe.relation_hidden)
+    return backbone, head
+
+
+def build_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
+    """Adam over backbone and head (the paper: lr 1e-3, no weight decay, no schedule)."""
+    return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def autocast_context(device: str, precision: str):
+    """Autocast for bf16/fp16, a no-op context for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def augment_config(recipe: Recipe) -> AugmentConfig:
+    """The paper's view distribution for the recipe's dataset."""
+    spec = get_dataset_spec(recipe.dataset)
+    return AugmentConfig(size=spec.image_size, mean=spec.mean, std=spec.std)
+
+
+# ----------------------------------------------------------------------------- step
+def relation_loss(backbone: nn.Module, head: RelationHead, views: torch.Tensor, recipe: Recipe,
+                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss and pair-accuracy counts of one view-major batch.
+
+    Returns:
+        ``(loss, stats)`` with stats ``correct_pos``, ``correct_neg``, ``n_pos``, ``n_neg`` (tensors).
+    """
+    features = backbone(views)
+    logits, targets = head.forward_views(features, recipe.k, recipe.aggregation)
+    if recipe.loss == "focal":
+        loss = focal_loss(logits, targets, gamma=recipe.focal_gamma, alpha=recipe.focal_alpha)
+    else:
+        loss = focal_loss(logits, targets, gamma=0.0, alpha=None)
+    with torch.no_grad():
+        pred = (logits.detach().float() > 0).float()
+        pos = targets > 0.5
+        stats = {"correct_pos": (pred[pos] == 1).sum(), "correct_neg": (pred[~pos] == 0).sum(),
+                 "n_pos": pos.sum(), "n_neg": (~pos).sum()}
+    return loss, stats
+
+
+def train_step(backbone: nn.Module, head: RelationHead, optimizer: torch.optim.Optimizer, views: torch.Tensor,
+               recipe: Recipe, precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
+               ) -> tuple[float, dict[str, torch.Tensor]]:
+    """One optimisation step on a view-major batch; returns (loss value, accuracy counts)."""
+    optimizer.zero_grad(set_to_none=True)
+    with autocast_context(str(views.device), precision):
+        loss, stats = relation_loss(backbone, head, views, recipe)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss.item(), stats
+
+
+# ----------------------------------------------------------------------------- loop helpers
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """Deterministic shuffle of the dataset for an epoch (same on every process)."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+def peak_memory_mib(device: str) -> float:
+    """Peak memory of this process: CUDA allocator peak, or the CPU resident-set peak."""
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop saves a checkpoint and exits cleanly at the next step."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.stop:  # second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self.stop = True
+        print(f"\nsignal {signum}: saving a checkpoint and stopping (Ctrl-C again to abort)", flush=True)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def plot_curves(log_path: Path, out_png: Path) -> Path | None:
+    """Loss and pair accuracy per epoch from ``log.jsonl`` as a PNG."""
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("kind") == "epoch"]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    axes[0].plot(epochs, [r["loss"] for r in rows], marker="o")
+    axes[0].set(xlabel="epoch", ylabel="focal loss", title="relation loss")
+    axes[1].plot(epochs, [r["acc_pos"] for r in rows], marker="o", label="positives")
+    axes[1].plot(epochs, [r["acc_neg"] for r in rows], marker="o", label="negatives")
+    knn = [(r["epoch"], r["knn_acc"]) for r in rows if r.get("knn_acc") is not None]
+    if knn:
+        axes[1].plot(*zip(*knn), marker="s", label="online kNN (%)")
+    axes[1].set(xlabel="epoch", ylabel="accuracy (%)", title="pair accuracy")
+    axes[1].legend()
+    fig.tight_layout()
+    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out_png)
+    return out_png
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    module = getattr(module, "module", module)  # DDP
+    return getattr(module, "_orig_mod", module)  # torch.compile
+
+
+# ----------------------------------------------------------------------------- the run
+def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
+    """Run (or resume) relational-reasoning pretraining.
+
+    Args:
+        recipe: Hyperparameters.
+        opts: Execution options.
+
+    Returns:
+        Summary dict: final epoch log, paths of checkpoint/log/plot, whether it stopped early.
+    """
+    if opts.num_threads:
+        torch.set_num_threads(opts.num_threads)
+    device = init_distributed(opts.device)
+    rank, world = dist_info()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RecipeError(f"device={device!r} but CUDA is not available here; use --device cpu")
+    if recipe.batch_size % world:
+        raise RecipeError(f"batch_size={recipe.batch_size} must be divisible by the {world} processes")
+    local_m = recipe.batch_size // world
+    if local_m < 2:
+        raise RecipeError(f"each process needs >= 2 images per step; got {local_m}")
+    out = Path(opts.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    spec = get_dataset_spec(recipe.dataset)
+    data = load_split(recipe.dataset, recipe.split, root=opts.data_root)
+    images = data.images
+    if device.startswith("cuda"):
+        images = images.to(device)  # uint8 on the GPU, as airbench does
+    steps_per_epoch = images.shape[0] // recipe.batch_size  # drop the last partial batch
+    if opts.steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, opts.steps_per_epoch)
+    if steps_per_epoch < 1:
+        raise RecipeError(f"{recipe.dataset}/{recipe.split} has {images.shape[0]} images, fewer than "
+                          f"batch_size={recipe.batch_size}")
+
+    backbone, head = build_modules(recipe, spec.channels)
+    memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
+    backbone = backbone.to(device, memory_format=memory_format)
+    head = head.to(device)
+    if world > 1 and opts.sync_bn:
+        backbone = nn.SyncBatchNorm.convert_sync_batchnorm(backbone)
+    optimizer = build_optimizer(recipe, list(backbone.parameters()) + list(head.parameters()))
+    scaler = torch.amp.GradScaler("cuda") if opts.precision == "fp16" else None
+    aug_gen = torch.Generator(device=device).manual_seed(recipe.seed * 7919 + rank)
+    aug_cfg = augment_config(recipe)
+
+    epoch, step_in_epoch, global_step = 0, 0, 0
+    acc = _new_accumulator()
+    ckpt_path = out / CHECKPOINT
+    if opts.resume:
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt["recipe"] != recipe.to_dict():
+            diff = {k: (ckpt["recipe"].get(k), v) for k, v in recipe.to_dict().items() if ckpt["recipe"].get(k) != v}
+            raise RecipeError(f"--resume with a different recipe than the checkpoint's: {diff} (checkpoint, now)")
+        _unwrap(backbone).load_state_dict(ckpt["backbone"])
+        head.load_state_dict(ckpt["relation"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scaler is not None and ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        epoch, step_in_epoch, global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
+        acc = dict(ckpt["accumulator"])
+        aug_gen.set_state(ckpt["rng"]["aug"][rank].to(aug_gen.get_state().device))
+        torch.set_rng_state(ckpt["rng"]["torch"])
+    elif rank == 0:
+        (out / LOG).unlink(missing_ok=True)
+    if world > 1:
+        backbone = nn.parallel.DistributedDataParallel(backbone)
+        head = nn.parallel.DistributedDataParallel(head)
+    model_fwd = torch.compile(backbone) if opts.compile else backbone
+
+    def save(reason: str) -> None:
+        aug_states = [aug_gen.get_state().cpu()]
+        if world > 1:
+            gathered: list = [None] * world
+            dist.all_gather_object(gathered, aug_states[0])
+            aug_states = gathered
+        if rank != 0:
+            return
+        atomic_save({
+            "format": FORMAT, "entry": recipe.entry, "architecture": recipe.architecture,
+            "dataset": recipe.dataset, "in_chans": spec.channels, "recipe": recipe.to_dict(),
+            "options": {k: v for k, v in asdict(opts).items() if k != "extra"},
+            "backbone": _unwrap(backbone).state_dict(), "relation": _unwrap(head).state_dict(),
+            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+            "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
+            "accumulator": acc, "rng": {"aug": aug_states, "torch": torch.get_rng_state()},
+            "saved_because": reason, "world_size": world,
+        }, ckpt_path)
+
+    stopped = False
+    last_log: dict[str, Any] = {}
+    with StopFlag() as flag:
+        while epoch < recipe.epochs and not stopped:
+            perm = epoch_permutation(images.shape[0], recipe.seed, epoch)
+            bar = _progress(opts.progress and rank == 0, steps_per_epoch, step_in_epoch, epoch, recipe.epochs)
+            t_start = time.perf_counter()
+            while step_in_epoch < steps_per_epoch:
+                idx = perm[step_in_epoch * recipe.batch_size:(step_in_epoch + 1) * recipe.batch_size]
+                idx = idx[rank * local_m:(rank + 1) * local_m]
+                batch = images[idx.to(images.device)].to(device, non_blocking=True)
+                views = make_views(batch, recipe.k, aug_cfg, generator=aug_gen, channels_last=opts.channels_last)
+                loss, stats = train_step(model_fwd, head, optimizer, views, recipe, opts.precision, scaler)
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss} at epoch {epoch} step {step_in_epoch}; "
+                                             "try --precision fp32 or a lower --lr")
+                _accumulate(acc, loss, stats, time.perf_counter() - t_start, local_m * recipe.k)
+                t_start = time.perf_counter()
+                step_in_epoch += 1
+                global_step += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{acc['loss_sum'] / acc['steps']:.4f}")
+                stop_now = _agree(flag.stop, device)
+                if stop_now or (opts.ckpt_every_steps and global_step % opts.ckpt_every_steps == 0):
+                    save("signal" if stop_now else "steps")
+                if stop_now:
+                    stopped = True
+                    break
+            if bar is not None:
+                bar.close()
+            if stopped:
+                break
+            last_log = _epoch_log(acc, epoch, global_step, device)
+            if opts.knn_every and (epoch + 1) % opts.knn_every == 0 and rank == 0:
+                last_log["knn_acc"] = online_knn(_unwrap(backbone), recipe, opts, device)
+            epoch, step_in_epoch, acc = epoch + 1, 0, _new_accumulator()
+            save("epoch")
+            if rank == 0:
+                with open(out / LOG, "a") as fh:
+                    fh.write(json.dumps(last_log) + "\n")
+                print(json.dumps(last_log), flush=True)
+    plot = plot_curves(out / LOG, out / "curves.png") if rank == 0 and (out / LOG).exists() else None
+    summary = {"stopped_early": stopped, "epoch": epoch, "global_step": global_step, "last": last_log,
+               "checkpoint": str(ckpt_path), "log": str(out / LOG), "plot": str(plot) if plot else None}
+    if rank == 0:
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _agree(flag: bool, device: str) -> bool:
+    """Under DDP, stop when any process was signalled (all must save together)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device if device.startswith("cuda") else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _new_accumulator() -> dict[str, float]:
+    return {"loss_sum": 0.0, "steps": 0, "correct_pos": 0, "n_pos": 0, "correct_neg": 0, "n_neg": 0,
+            "seconds": 0.0, "views": 0}
+
+
+def _accumulate(acc: dict[str, float], loss: float, stats: dict[str, torch.Tensor], seconds: float,
+                views: int) -> None:
+    acc["loss_sum"] += loss
+    acc["steps"] += 1
+    for key in ("correct_pos", "n_pos", "correct_neg", "n_neg"):
+        acc[key] += int(stats[key])
+    acc["seconds"] += seconds
+    acc["views"] += views
+
+
+def _epoch_log(acc: dict[str, float], epoch: int, global_step: int, device: str) -> dict[str, Any]:
+    seconds = max(acc["seconds"], 1e-9)
+    return {
+        "kind": "epoch", "epoch": epoch + 1, "global_step": global_step,
+        "loss": acc["loss_sum"] / max(acc["steps"], 1),
+        "acc_pos": 100.0 * acc["correct_pos"] / max(acc["n_pos"], 1),
+        "acc_neg": 100.0 * acc["correct_neg"] / max(acc["n_neg"], 1),
+        "views_per_s": acc["views"] / seconds,
+        "seconds": acc["seconds"],
+        "peak_memory_mib": peak_memory_mib(device),
+    }
+
+
+def _progress(enabled: bool, total: int, initial: int, epoch: int, epochs: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
+
+
+def online_knn(backbone: nn.Module, recipe: Recipe, opts: RunOptions, device: str, max_train: int = 10_000) -> float:
+    """kNN accuracy (k=20) of the current backbone on the dataset's labelled splits (monitor only)."""
+    from training.features import extract_features, knn_accuracy
+
+    spec = get_dataset_spec(recipe.dataset)
+    train_split = "train" if recipe.split != "train" or "train" in spec.splits else recipe.split
+    bank = load_split(recipe.dataset, train_split, root=opts.data_root)
+    query = load_split(recipe.dataset, opts.knn_split, root=opts.data_root)
+    n = min(max_train, bank.images.shape[0])
+    f_bank = extract_features(backbone, bank.images[:n], spec.mean, spec.std, device=device)
+    f_query = extract_features(backbone, query.images, spec.mean, spec.std, device=device)
+    return knn_accuracy(f_bank, bank.labels[:n], f_query, query.labels)
+
+
+def entry_exists(name: str) -> bool:
+    """True if ``name`` is a manifest entry."""
+    try:
+        load_manifest().get(name)
+        return True
+    except KeyError:
+        return False
