@@ -72,7 +72,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     with torch.no_grad():
         feats = model(batch)
     state = "published weights (sha256 verified)" if pretrained else "RANDOM weights (entry unpublished)"
-    print(f"{entry.name}: {entry.description}\nloaded {state}; input {tuple(batch.shape)} -> features {tuple(feats.shape)}")
+    print(f"{entry.name}: {entry.description}")
+    print(f"loaded {state}; input {tuple(batch.shape)} -> features {tuple(feats.shape)}")
     print("first image, first 8 features:", [round(v, 4) for v in feats[0, :8].tolist()])
     normed = torch.nn.functional.normalize(feats, dim=1)
     sim = normed @ normed.t()

@@ -130,7 +130,9 @@ class RelationHead(nn.Module):
     def _tail(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.act(self.bn1(hidden))).squeeze(1)
 
-    def forward_views(self, features: torch.Tensor, k: int, aggregation: str = "cat") -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_views(
+        self, features: torch.Tensor, k: int, aggregation: str = "cat"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of every pair of a view-major batch, without materialising the pairs.
 
         For ``cat``, ``sum`` and ``mean`` the first linear layer is applied once per

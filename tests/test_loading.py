@@ -7,6 +7,7 @@ import shutil
 import pytest
 import timm
 import torch
+from tests.hub_server import LocalHubServer
 
 import rr_zoo
 from rr_zoo.errors import (
@@ -18,7 +19,6 @@ from rr_zoo.errors import (
 )
 from rr_zoo.manifest import load_manifest, read_manifest
 from rr_zoo.models import build_backbone
-from tests.hub_server import LocalHubServer
 from tests.zoo_fixtures import activate, deactivate, publish_all
 
 NAMES = rr_zoo.list_models()

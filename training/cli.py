@@ -74,3 +74,121 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     summary = pretrain(recipe, opts)
     print(json.dumps({**summary, "wall_seconds": round(time.perf_counter() - t0, 1)}, indent=2))
     return 130 if summary["stopped_early"] else 0
+
+
+# ----------------------------------------------------------------------------- evaluate
+@command("evaluate", "evaluate a backbone with a paper protocol (linear, knn, transfer, grain, finetune, ...)")
+def _evaluate_parser(p: argparse.ArgumentParser) -> None:
+    from training.evaluate import PROTOCOLS
+
+    p.add_argument("protocol", choices=sorted(PROTOCOLS))
+    p.add_argument("--entry", default=None, help="zoo entry (its published weights unless --weights)")
+    p.add_argument("--weights", default=None,
+                   help="'random' (lower bound), a training checkpoint .pt, a safetensors file or export folder")
+    p.add_argument("--dataset", default=None, help="evaluation dataset (default: the entry's pretraining dataset)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="several seeds -> mean ± std")
+    p.add_argument("--epochs", type=int, default=None, help="classifier epochs (linear 100, finetune 20)")
+    p.add_argument("--max-train", type=int, default=None, help="cap training images (quick runs)")
+    p.add_argument("--max-test", type=int, default=None, help="cap test images (quick runs)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="output folder (default runs/eval/<entry>)")
+    p.add_argument("--check", action="store_true",
+                   help="compare with the manifest's published value for this protocol/dataset; exit 1 if off")
+    p.add_argument("--tolerance", type=float, default=0.5, help="--check tolerance in accuracy points")
+    p.set_defaults(fn=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import statistics
+
+    from training.checkpoint import atomic_write_text
+    from training.evaluate import EvalSpec, run_protocol
+    from training.evaluate.source import load_backbone
+
+    results = []
+    for seed in args.seeds:
+        backbone = load_backbone(args.entry, args.weights, seed=seed)
+        dataset = args.dataset or _default_eval_dataset(backbone.entry, args.weights)
+        out = args.out or f"runs/eval/{backbone.entry.name}"
+        spec = EvalSpec(dataset=dataset, out=out, data_root=args.data_root, seed=seed, epochs=args.epochs,
+                        max_train=args.max_train, max_test=args.max_test, device=args.device)
+        results.append(run_protocol(args.protocol, backbone, spec))
+    values = [r["value"] for r in results if r.get("value") is not None]
+    summary = {"protocol": args.protocol, "entry": backbone.entry.name, "source": backbone.label,
+               "dataset": dataset, "seeds": args.seeds, "runs": results,
+               "value": statistics.mean(values) if values else None,
+               "std": statistics.stdev(values) if len(values) > 1 else None}
+    path = atomic_write_text(f"{out}/{args.protocol}_{dataset}.json", json.dumps(summary, indent=2) + "\n")
+    std = f" ± {summary['std']:.2f}" if summary["std"] is not None else ""
+    value = f"{summary['value']:.2f}{std}" if values else "(figure only)"
+    print(f"| protocol | dataset | source | seeds | accuracy (%) |\n|---|---|---|---|---|\n"
+          f"| {args.protocol} | {dataset} | {backbone.label} | {len(args.seeds)} | {value} |")
+    for r in results:
+        if r.get("png"):
+            print(f"figure: {r['png']}")
+    print(f"results: {path}")
+    if args.check:
+        return _check_against_manifest(backbone.entry, args.protocol, dataset, summary["value"], args.tolerance)
+    return 0
+
+
+def _default_eval_dataset(entry, weights) -> str:
+    if weights and str(weights).endswith(".pt"):
+        from training.checkpoint import load_checkpoint
+
+        return load_checkpoint(weights)["dataset"]
+    recipe = (entry.provenance or {}).get("recipe") or entry.recipe
+    return recipe["dataset"]
+
+
+def _check_against_manifest(entry, protocol: str, dataset: str, value: float, tolerance: float) -> int:
+    published = [m for m in entry.metrics if m["task"] == protocol and m["dataset"] == dataset]
+    if not published:
+        print(f"--check: {entry.name} has no published {protocol} metric on {dataset}")
+        return 1
+    expected = published[0]["value"]
+    ok = abs(value - expected) <= tolerance
+    verdict = "OK" if ok else "MISMATCH"
+    print(f"--check: measured {value:.2f}, manifest {expected:.2f}, tolerance ±{tolerance}: {verdict}")
+    return 0 if ok else 1
+
+
+# ----------------------------------------------------------------------------- export / publish
+@command("export", "write a Hub-ready folder (safetensors, config.json, model card) from a checkpoint")
+def _export_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt of a pretraining run")
+    p.add_argument("--entry", default=None, help="zoo entry (default: the checkpoint's)")
+    p.add_argument("--out", required=True, help="folder to write (atomically)")
+    p.add_argument("--metrics", nargs="*", default=[], help="evaluate JSON files to include")
+    p.add_argument("--provenance", default=None, help="JSON file with training provenance")
+    p.set_defaults(fn=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from training.export import export_checkpoint, export_metrics_from
+
+    metrics = [m for path in args.metrics for m in export_metrics_from(path)]
+    provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
+    out = export_checkpoint(args.checkpoint, args.out, args.entry, metrics, provenance)
+    print(f"wrote {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
+    return 0
+
+
+@command("publish", "upload an export folder to the Hub (--repo-id) and/or bundle it; update the manifest")
+def _publish_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder")
+    p.add_argument("--repo-id", default=None, help="Hub repo org/name (HF_ENDPOINT and HF_TOKEN honoured)")
+    p.add_argument("--bundle", action="store_true", help="also copy the weights into the package")
+    p.add_argument("--manifest", default=None, help="manifest to update (default: the package's)")
+    p.set_defaults(fn=_run_publish)
+
+
+def _run_publish(args: argparse.Namespace) -> int:
+    from training.publish import publish
+
+    raw = publish(args.folder, repo_id=args.repo_id, bundle=args.bundle, manifest_path=args.manifest)
+    print(json.dumps({"status": raw["status"], "hub": raw["hub"], "files": raw["files"]}, indent=2))
+    return 0

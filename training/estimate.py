@@ -40,24 +40,25 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions, timed_steps: int = 2) -
         Dict with images, steps, measured seconds/step, CPU hours, FLOPs/step and a GPU-hours estimate.
     """
     from training.data import get_dataset_spec
-    from training.pretrain import augment_config, build_modules, build_optimizer, make_views, train_step
+
+    from training.pretrain import augment_config, build_model, build_optimizer, make_views, train_step
 
     spec = get_dataset_spec(recipe.dataset)
     n_images, size_source = _split_size(recipe, opts)
     steps = (n_images // recipe.batch_size) * recipe.epochs
-    backbone, head = build_modules(recipe, spec.channels)
-    opt = build_optimizer(recipe, list(backbone.parameters()) + list(head.parameters()))
+    model = build_model(recipe, spec.channels)
+    opt = build_optimizer(recipe, model.parameters())
     images = torch.randint(0, 256, (recipe.batch_size, spec.channels, spec.image_size, spec.image_size),
                            dtype=torch.uint8)
     cfg = augment_config(recipe)
     gen = torch.Generator().manual_seed(0)
     precision = opts.precision if opts.precision != "fp16" else "fp32"
     with FlopCounterMode(display=False) as counter:
-        train_step(backbone, head, opt, make_views(images, recipe.k, cfg, generator=gen), recipe, "fp32")
+        train_step(model, opt, make_views(images, recipe.k, cfg, generator=gen), recipe, "fp32")
     flops = counter.get_total_flops()
     t0 = time.perf_counter()
     for _ in range(timed_steps):
-        train_step(backbone, head, opt, make_views(images, recipe.k, cfg, generator=gen), recipe, precision)
+        train_step(model, opt, make_views(images, recipe.k, cfg, generator=gen), recipe, precision)
     per_step = (time.perf_counter() - t0) / timed_steps
     return {
         "images": n_images, "images_source": size_source, "steps": steps,

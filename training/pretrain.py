@@ -23,13 +23,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from training.augment import AugmentConfig, make_views
+from training.data import get_dataset_spec, load_split
 
-from rr_zoo.manifest import load_manifest
 from rr_zoo.models import build_backbone
 from rr_zoo.relation import RelationHead, focal_loss, relation_input_features
-from training.augment import AugmentConfig, make_views
 from training.checkpoint import FORMAT, atomic_save, atomic_write_text, load_checkpoint
-from training.data import get_dataset_spec, load_split
 from training.recipes import Recipe, RecipeError, RunOptions
 
 CHECKPOINT = "checkpoint.pt"
@@ -57,12 +56,12 @@ def init_distributed(device: str) -> str:
     return device
 
 
-def build_modules(recipe: Recipe, in_chans: int) -> tuple[nn.Module, RelationHead]:
-    """Backbone (pooled features) and relation head, seeded by the recipe."""
+def build_model(recipe: Recipe, in_chans: int) -> RelationalModel:
+    """Backbone (pooled features) + relation head, seeded by the recipe."""
     torch.manual_seed(recipe.seed)
     backbone = build_backbone(recipe.architecture, num_classes=0, in_chans=in_chans)
     head = RelationHead(relation_input_features(backbone.num_features, recipe.aggregation), recipe.relation_hidden)
-    return backbone, head
+    return RelationalModel(backbone, head)
 
 
 def build_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
@@ -85,15 +84,34 @@ def augment_config(recipe: Recipe) -> AugmentConfig:
 
 
 # ----------------------------------------------------------------------------- step
-def relation_loss(backbone: nn.Module, head: RelationHead, views: torch.Tensor, recipe: Recipe,
+class RelationalModel(nn.Module):
+    """Backbone + relation head as one module (one DDP wrapper, one gradient reducer).
+
+    ``forward(views, k, aggregation)`` returns pair logits and targets of a view-major batch.
+    """
+
+    def __init__(self, backbone: nn.Module, head: RelationHead) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, views: torch.Tensor, k: int, aggregation: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head.forward_views(self.backbone(views), k, aggregation)
+
+
+def relation_loss(model: nn.Module, views: torch.Tensor, recipe: Recipe,
                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Loss and pair-accuracy counts of one view-major batch.
+
+    Args:
+        model: :class:`RelationalModel` (possibly DDP-wrapped).
+        views: (K·M, C, H, W) view-major batch.
+        recipe: Supplies K, aggregation and the loss constants.
 
     Returns:
         ``(loss, stats)`` with stats ``correct_pos``, ``correct_neg``, ``n_pos``, ``n_neg`` (tensors).
     """
-    features = backbone(views)
-    logits, targets = head.forward_views(features, recipe.k, recipe.aggregation)
+    logits, targets = model(views, recipe.k, recipe.aggregation)
     if recipe.loss == "focal":
         loss = focal_loss(logits, targets, gamma=recipe.focal_gamma, alpha=recipe.focal_alpha)
     else:
@@ -106,13 +124,13 @@ def relation_loss(backbone: nn.Module, head: RelationHead, views: torch.Tensor, 
     return loss, stats
 
 
-def train_step(backbone: nn.Module, head: RelationHead, optimizer: torch.optim.Optimizer, views: torch.Tensor,
-               recipe: Recipe, precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, views: torch.Tensor, recipe: Recipe,
+               precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
                ) -> tuple[float, dict[str, torch.Tensor]]:
     """One optimisation step on a view-major batch; returns (loss value, accuracy counts)."""
     optimizer.zero_grad(set_to_none=True)
     with autocast_context(str(views.device), precision):
-        loss, stats = relation_loss(backbone, head, views, recipe)
+        loss, stats = relation_loss(model, views, recipe)
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -193,11 +211,6 @@ def plot_curves(log_path: Path, out_png: Path) -> Path | None:
     return out_png
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    module = getattr(module, "module", module)  # DDP
-    return getattr(module, "_orig_mod", module)  # torch.compile
-
-
 # ----------------------------------------------------------------------------- the run
 def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     """Run (or resume) relational-reasoning pretraining.
@@ -235,13 +248,13 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
         raise RecipeError(f"{recipe.dataset}/{recipe.split} has {images.shape[0]} images, fewer than "
                           f"batch_size={recipe.batch_size}")
 
-    backbone, head = build_modules(recipe, spec.channels)
+    model = build_model(recipe, spec.channels)
     memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
-    backbone = backbone.to(device, memory_format=memory_format)
-    head = head.to(device)
+    model.backbone.to(device, memory_format=memory_format)
+    model.head.to(device)
     if world > 1 and opts.sync_bn:
-        backbone = nn.SyncBatchNorm.convert_sync_batchnorm(backbone)
-    optimizer = build_optimizer(recipe, list(backbone.parameters()) + list(head.parameters()))
+        model.backbone = nn.SyncBatchNorm.convert_sync_batchnorm(model.backbone)
+    optimizer = build_optimizer(recipe, model.parameters())
     scaler = torch.amp.GradScaler("cuda") if opts.precision == "fp16" else None
     aug_gen = torch.Generator(device=device).manual_seed(recipe.seed * 7919 + rank)
     aug_cfg = augment_config(recipe)
@@ -254,8 +267,8 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
         if ckpt["recipe"] != recipe.to_dict():
             diff = {k: (ckpt["recipe"].get(k), v) for k, v in recipe.to_dict().items() if ckpt["recipe"].get(k) != v}
             raise RecipeError(f"--resume with a different recipe than the checkpoint's: {diff} (checkpoint, now)")
-        _unwrap(backbone).load_state_dict(ckpt["backbone"])
-        head.load_state_dict(ckpt["relation"])
+        model.backbone.load_state_dict(ckpt["backbone"])
+        model.head.load_state_dict(ckpt["relation"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scaler is not None and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
@@ -265,10 +278,9 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
         torch.set_rng_state(ckpt["rng"]["torch"])
     elif rank == 0:
         (out / LOG).unlink(missing_ok=True)
-    if world > 1:
-        backbone = nn.parallel.DistributedDataParallel(backbone)
-        head = nn.parallel.DistributedDataParallel(head)
-    model_fwd = torch.compile(backbone) if opts.compile else backbone
+    if opts.compile:
+        model.backbone.compile()  # in place: state-dict keys unchanged
+    model_fwd = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     def save(reason: str) -> None:
         aug_states = [aug_gen.get_state().cpu()]
@@ -282,7 +294,7 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
             "format": FORMAT, "entry": recipe.entry, "architecture": recipe.architecture,
             "dataset": recipe.dataset, "in_chans": spec.channels, "recipe": recipe.to_dict(),
             "options": {k: v for k, v in asdict(opts).items() if k != "extra"},
-            "backbone": _unwrap(backbone).state_dict(), "relation": _unwrap(head).state_dict(),
+            "backbone": model.backbone.state_dict(), "relation": model.head.state_dict(),
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None,
             "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
             "accumulator": acc, "rng": {"aug": aug_states, "torch": torch.get_rng_state()},
@@ -301,7 +313,7 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
                 idx = idx[rank * local_m:(rank + 1) * local_m]
                 batch = images[idx.to(images.device)].to(device, non_blocking=True)
                 views = make_views(batch, recipe.k, aug_cfg, generator=aug_gen, channels_last=opts.channels_last)
-                loss, stats = train_step(model_fwd, head, optimizer, views, recipe, opts.precision, scaler)
+                loss, stats = train_step(model_fwd, optimizer, views, recipe, opts.precision, scaler)
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss} at epoch {epoch} step {step_in_epoch}; "
                                              "try --precision fp32 or a lower --lr")
@@ -324,7 +336,7 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
                 break
             last_log = _epoch_log(acc, epoch, global_step, device)
             if opts.knn_every and (epoch + 1) % opts.knn_every == 0 and rank == 0:
-                last_log["knn_acc"] = online_knn(_unwrap(backbone), recipe, opts, device)
+                last_log["knn_acc"] = online_knn(model.backbone, recipe, opts, device)
             epoch, step_in_epoch, acc = epoch + 1, 0, _new_accumulator()
             save("epoch")
             if rank == 0:
@@ -397,11 +409,3 @@ def online_knn(backbone: nn.Module, recipe: Recipe, opts: RunOptions, device: st
     f_query = extract_features(backbone, query.images, spec.mean, spec.std, device=device)
     return knn_accuracy(f_bank, bank.labels[:n], f_query, query.labels)
 
-
-def entry_exists(name: str) -> bool:
-    """True if ``name`` is a manifest entry."""
-    try:
-        load_manifest().get(name)
-        return True
-    except KeyError:
-        return False

@@ -1,0 +1,120 @@
+"""``python -m training export``: checkpoint -> Hub-ready folder (weights, config.json, model card, logs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rr_zoo.convert import write_export_folder
+from rr_zoo.manifest import ZooEntry, load_manifest
+from training.checkpoint import load_checkpoint
+
+
+def _yaml_list(items: list[str]) -> str:
+    return "".join(f"\n- {i}" for i in items)
+
+
+def model_card(entry: ZooEntry, recipe: dict[str, Any], metrics: list[dict[str, Any]],
+               provenance: dict[str, Any]) -> str:
+    """Model card (README.md) with Hub YAML metadata, usage, recipe, metrics with their commands."""
+    index = ""
+    if metrics:
+        results = "".join(
+            f"\n      - task:\n          type: image-classification\n          name: {m['task']}"
+            f"\n        dataset:\n          name: {m['dataset']}\n          type: {m['dataset']}"
+            f"\n        metrics:\n          - type: accuracy\n            value: {m['value']}"
+            f"\n            name: {m['task']} accuracy ({m['dataset']})"
+            for m in metrics)
+        index = f"\nmodel-index:\n  - name: {entry.name}\n    results:{results}"
+    def fmt(m: dict[str, Any]) -> str:
+        std = f" ± {m['std']:.2f}" if m.get("std") is not None else ""
+        return f"| {m['task']} | {m['dataset']} | {m['value']:.2f}{std} | `{m['command']}` |"
+
+    rows = "\n".join(fmt(m) for m in metrics) or "| – | – | – | not evaluated yet |"
+    paper = "\n".join(f"- {p['task']} on {p['dataset']}: {p['value']} ({p['source']})" for p in entry.paper_results)
+    return f"""---
+license: {entry.license}
+library_name: timm
+tags:{_yaml_list(["image-feature-extraction", "timm", "self-supervised", "relational-reasoning", "rr-zoo"])}
+datasets:{_yaml_list([recipe['dataset']])}{index}
+---
+# {entry.name} (`{entry.timm_name}`)
+
+{entry.description}
+
+Self-supervised relational reasoning (Patacchiola & Storkey, NeurIPS 2020, {', '.join(entry.paper_ids)}):
+the backbone learns by telling apart pairs of augmented views of the same image from pairs of
+different images, scored by a relation head (included as `relation_head.safetensors`).
+
+## Use
+
+```python
+import timm, rr_zoo  # rr_zoo registers the zoo with timm
+model = timm.create_model("{entry.name}", pretrained=True)   # frozen {entry.num_features}-d feature extractor
+# or: torch.hub.load("<owner>/rr-zoo", "{entry.name}")
+# or, from this folder: timm.create_model("local-dir:PATH") / timm.create_model("hf-hub:{entry.hub['repo_id']}")
+```
+
+Preprocessing: input {tuple(entry.preprocessing['input_size'])}, mean {tuple(entry.preprocessing['mean'])},
+std {tuple(entry.preprocessing['std'])} (`rr_zoo.get_transform("{entry.name}")`).
+
+## Training recipe (these weights)
+
+```json
+{json.dumps(recipe, indent=2)}
+```
+
+Provenance: `{provenance.get('command', 'n/a')}` — code commit {provenance.get('code_commit', 'n/a')},
+hardware {provenance.get('hardware', 'n/a')}, wall time {provenance.get('wall_time_s', 'n/a')} s.
+
+## Results (each reproduced by the command beside it)
+
+| protocol | dataset | accuracy (%) | command |
+|---|---|---|---|
+{rows}
+
+Paper, same backbone and dataset (paper-scale recipe):
+{paper or '- (not reported in the paper)'}
+"""
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str | None = None,
+                      metrics: list[dict[str, Any]] | None = None, provenance: dict[str, Any] | None = None) -> Path:
+    """Write an export folder from a pretraining checkpoint.
+
+    Args:
+        checkpoint: ``checkpoint.pt`` written by ``python -m training pretrain``.
+        out: Destination folder (written atomically).
+        entry_name: Zoo entry (default: the checkpoint's).
+        metrics: Evaluated metrics to put in the card and config (each with its command).
+        provenance: Training provenance for the card.
+
+    Returns:
+        The folder.
+    """
+    ckpt = load_checkpoint(checkpoint)
+    entry = load_manifest().get(entry_name or ckpt["entry"])
+    if ckpt["architecture"] != entry.architecture:
+        raise ValueError(f"checkpoint is a {ckpt['architecture']} but {entry.name} is a {entry.architecture}")
+    run_dir = Path(checkpoint).parent
+    provenance = provenance or {}
+    card = model_card(entry, ckpt["recipe"], metrics or [], provenance)
+    extra_files = {"README.md": card.encode()}
+    for name in ("log.jsonl", "curves.png"):
+        if (run_dir / name).is_file():
+            extra_files[name] = (run_dir / name).read_bytes()
+    backbone = {k: v.contiguous() for k, v in ckpt["backbone"].items()}
+    relation = {k: v.contiguous() for k, v in ckpt["relation"].items()}
+    return write_export_folder(out, entry, backbone, relation, extra_files=extra_files,
+                               extra_config={"recipe": ckpt["recipe"], "metrics": metrics or [],
+                                             "epochs_trained": ckpt["epoch"], "provenance": provenance})
+
+
+def export_metrics_from(path: str | Path | None) -> list[dict[str, Any]]:
+    """Metrics list from a JSON file written by ``python -m training evaluate`` (or [] for None)."""
+    if path is None:
+        return []
+    data = json.loads(Path(path).read_text())
+    return data if isinstance(data, list) else data.get("metrics", [data])
+
