@@ -61,9 +61,7 @@ def test_cli_rejects_bad_values_before_work(capsys):
 
 
 def test_help_on_every_command(capsys):
-    from training.__main__ import COMMANDS, build_parser
-
-    build_parser()
+    from training.cli import COMMANDS
     for name in COMMANDS:
         with pytest.raises(SystemExit) as info:
             training_main([name, "--help"])

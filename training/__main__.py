@@ -7,26 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
 from training.recipes import RecipeError
-
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
-
-
-def command(name: str, help_text: str):
-    """Register a sub-command: the decorated function adds arguments and ``set_defaults(fn=...)``."""
-
-    def decorator(fn: Callable[[argparse.ArgumentParser], None]):
-        COMMANDS[name] = (help_text, fn)
-        return fn
-
-    return decorator
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every registered command."""
-    import training.cli  # noqa: F401  (registers the commands)
+    from training.cli import COMMANDS
 
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,9 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors in user input print one clear line and exit with status 2."""
-    from training.data import DatasetNotFoundError
-
     from rr_zoo.errors import RRZooError
+    from training.data import DatasetNotFoundError
 
     args = build_parser().parse_args(argv)
     try:

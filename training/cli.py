@@ -5,9 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 
-from training.__main__ import command
 from training.recipes import RECIPE_FIELDS, Recipe, RunOptions, recipe_for_entry
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
+
+
+def command(name: str, help_text: str):
+    """Register a sub-command: the decorated function adds arguments and ``set_defaults(fn=...)``."""
+
+    def decorator(fn: Callable[[argparse.ArgumentParser], None]):
+        COMMANDS[name] = (help_text, fn)
+        return fn
+
+    return decorator
+
 
 # flag -> recipe field, with the type argparse should parse
 RECIPE_FLAGS: dict[str, tuple[str, type]] = {
@@ -191,4 +204,25 @@ def _run_publish(args: argparse.Namespace) -> int:
 
     raw = publish(args.folder, repo_id=args.repo_id, bundle=args.bundle, manifest_path=args.manifest)
     print(json.dumps({"status": raw["status"], "hub": raw["hub"], "files": raw["files"]}, indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------- benchmark
+@command("benchmark", "time the full training step: ours vs a faithful original step, same run, same machine")
+def _benchmark_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--archs", nargs="+", default=["conv4", "resnet32"])
+    p.add_argument("--ks", type=int, nargs="+", default=[4, 16, 32])
+    p.add_argument("--m", type=int, default=64, help="images per step")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per configuration (after 1 warm-up)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default="benchmarks/out/benchmark.json")
+    p.set_defaults(fn=_run_benchmark)
+
+
+def _run_benchmark(args: argparse.Namespace) -> int:
+    from training.benchmark import HEADER, format_table, run_benchmark
+
+    print(HEADER, flush=True)
+    result = run_benchmark(args.archs, args.ks, args.m, args.steps, args.out, args.threads)
+    print(f"\n{format_table(result)}\nwrote {args.out}")
     return 0

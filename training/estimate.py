@@ -66,6 +66,6 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions, timed_steps: int = 2) -
         "cpu_hours": round(per_step * steps / 3600, 1),
         "cpu_threads": torch.get_num_threads(), "precision": precision,
         "flops_per_step": flops,
-        "gpu_hours_estimate": round(flops * steps / (GPU_ASSUMED_TFLOPS * 1e12) / 3600, 2),
+        "gpu_hours_estimate": float(f"{flops * steps / (GPU_ASSUMED_TFLOPS * 1e12) / 3600:.3g}"),
         "gpu_assumption": f"{GPU_ASSUMED_TFLOPS:.0f} TFLOP/s sustained on one H100-class GPU (assumed, not measured)",
     }

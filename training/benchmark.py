@@ -1,0 +1,130 @@
+"""``python -m training benchmark``: full training step, ours vs a faithful original, side by side.
+
+Measures views/s of augmentation + forward + pairs + loss + backward + optimiser for
+each (architecture, K) at M images per step, for the original-style step (fp32) and
+ours (fp32 and bf16), in the same process on the same machine; reports the ratios,
+peak memory and the share of the machine's measured matmul FLOP/s.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from rr_zoo.models import build_backbone
+from rr_zoo.relation import RelationHead
+from training.augment import AugmentConfig, make_views
+from training.original_step import original_step, original_transform, to_pil
+from training.pretrain import RelationalModel, train_step
+from training.recipes import recipe_for_entry
+
+CIFAR_MEAN, CIFAR_STD = (0.491, 0.482, 0.447), (0.247, 0.243, 0.262)
+
+
+def matmul_flops_per_s(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Measured dense matmul throughput of this machine (FLOP/s) for ``dtype``."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - t0)
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _time(fn, steps: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t0) / steps
+
+
+def bench_one(arch: str, k: int, m: int, steps: int, images: torch.Tensor) -> dict[str, Any]:
+    """Seconds/step and views/s of the original step and ours (fp32, bf16) for one configuration."""
+    recipe = recipe_for_entry(f"rr_{arch}_cifar10", k=k, batch_size=m)
+    cfg = AugmentConfig(size=32, mean=CIFAR_MEAN, std=CIFAR_STD)
+    torch.manual_seed(0)
+    row: dict[str, Any] = {"arch": arch, "k": k, "m": m, "views_per_step": k * m}
+
+    backbone, head = build_backbone(arch), RelationHead(128)
+    opt = torch.optim.Adam(list(backbone.parameters()) + list(head.parameters()), lr=1e-3)
+    pil, transform = to_pil(images), original_transform(32, CIFAR_MEAN, CIFAR_STD)
+    row["original_fp32_s"] = _time(lambda: original_step(backbone, head, opt, pil, k, transform), steps)
+
+    for precision in ("fp32", "bf16"):
+        model = RelationalModel(build_backbone(arch), RelationHead(128))
+        model.backbone.to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        gen = torch.Generator().manual_seed(0)
+
+        def ours(model=model, opt=opt, gen=gen, precision=precision):
+            views = make_views(images, k, cfg, generator=gen, channels_last=True)
+            train_step(model, opt, views, recipe, precision)
+
+        row[f"ours_{precision}_s"] = _time(ours, steps)
+    model = RelationalModel(build_backbone(arch), RelationHead(128))
+    with FlopCounterMode(display=False) as counter:
+        train_step(model, torch.optim.Adam(model.parameters()), make_views(images, k, cfg), recipe, "fp32")
+    row["flops_per_step"] = counter.get_total_flops()
+    for key in ("original_fp32", "ours_fp32", "ours_bf16"):
+        row[f"{key}_views_per_s"] = k * m / row[f"{key}_s"]
+    row["speedup_fp32"] = row["original_fp32_s"] / row["ours_fp32_s"]
+    row["speedup_bf16"] = row["original_fp32_s"] / row["ours_bf16_s"]
+    row["peak_rss_mib"] = _rss_mib()
+    return row
+
+
+def run_benchmark(archs: list[str], ks: list[int], m: int, steps: int, out: str | Path,
+                  threads: int | None = None) -> dict[str, Any]:
+    """Run the grid and write JSON; returns the result dict."""
+    if threads:
+        torch.set_num_threads(threads)
+    from training.data import load_split
+
+    images = load_split("cifar10_4k", "train").images[:m].clone()
+    peak = {"fp32": matmul_flops_per_s(torch.float32), "bf16": matmul_flops_per_s(torch.bfloat16)}
+    rows = []
+    for arch in archs:
+        for k in ks:
+            row = bench_one(arch, k, m, steps, images)
+            for precision in ("fp32", "bf16"):
+                achieved = row["flops_per_step"] / row[f"ours_{precision}_s"]
+                row[f"ours_{precision}_matmul_share"] = achieved / peak[precision]
+            rows.append(row)
+            print(_format_row(row), flush=True)
+    result = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+                          "threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "matmul_flops_per_s": peak},
+              "m": m, "steps": steps, "rows": rows}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+HEADER = ("| arch | K | original fp32 views/s | ours fp32 views/s | ours bf16 views/s | speedup fp32 | "
+          "speedup bf16 | matmul share fp32/bf16 | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|")
+
+
+def _format_row(r: dict[str, Any]) -> str:
+    return (f"| {r['arch']} | {r['k']} | {r['original_fp32_views_per_s']:.0f} | {r['ours_fp32_views_per_s']:.0f} | "
+            f"{r['ours_bf16_views_per_s']:.0f} | {r['speedup_fp32']:.2f}x | {r['speedup_bf16']:.2f}x | "
+            f"{100 * r.get('ours_fp32_matmul_share', 0):.0f}% / {100 * r.get('ours_bf16_matmul_share', 0):.0f}% | "
+            f"{r['peak_rss_mib']:.0f} |")
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Markdown table of a benchmark result."""
+    return HEADER + "\n" + "\n".join(_format_row(r) for r in result["rows"])
