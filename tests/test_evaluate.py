@@ -1,0 +1,136 @@
+"""Evaluation protocols, export and publish, on a short real Conv-4 run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+import rr_zoo
+from training.__main__ import main as training_main
+
+SMALL = ["--dataset", "cifar10_jpeg", "--max-train", "600", "--max-test", "200"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, shared_data):
+    out = tmp_path_factory.mktemp("pretrain") / "run"
+    assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", "--dataset", "cifar10_4k", "--k", "4",
+                          "--batch-size", "32", "--epochs", "2", "--steps-per-epoch", "4", "--no-progress",
+                          "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RR_CACHE_DIR", str(tmp_path.parent / "rr_cache"))
+
+
+def _evaluate(protocol, run_dir, tmp_path, *extra):
+    out = tmp_path / "eval"
+    code = training_main(["evaluate", protocol, "--weights", str(run_dir / "checkpoint.pt"), "--out", str(out),
+                          *SMALL, *extra])
+    assert code == 0
+    dataset = extra[extra.index("--dataset") + 1] if "--dataset" in extra else "cifar10_jpeg"
+    return json.loads((out / f"{protocol}_{dataset}.json").read_text()), out
+
+
+def test_linear_on_cached_features(run_dir, tmp_path, capsys):
+    result, _ = _evaluate("linear", run_dir, tmp_path, "--epochs", "5", "--seeds", "0", "1")
+    assert 10.0 < result["value"] <= 100.0 and result["std"] is not None
+    assert len(result["runs"]) == 2 and result["runs"][0]["n_train"] == 600
+    assert "| linear | cifar10_jpeg |" in capsys.readouterr().out
+    cache = list((tmp_path.parent / "rr_cache" / "features").glob("*.pt"))
+    assert len(cache) == 2  # train + test, computed once for both seeds
+
+
+def test_knn_and_retrieval(run_dir, tmp_path):
+    knn, _ = _evaluate("knn", run_dir, tmp_path)
+    assert 0.0 <= knn["value"] <= 100.0
+    retrieval, out = _evaluate("retrieval", run_dir, tmp_path)
+    run = retrieval["runs"][0]
+    assert run["k"] == 10 and 0.0 <= run["mAP"] <= 100.0
+    assert Path(run["png"]).stat().st_size > 5000
+
+
+def test_embedding_png(run_dir, tmp_path):
+    result, _ = _evaluate("embedding", run_dir, tmp_path)
+    assert Path(result["runs"][0]["png"]).stat().st_size > 5000
+
+
+def test_random_init_bound_is_worse_than_trained(run_dir, tmp_path):
+    trained, _ = _evaluate("knn", run_dir, tmp_path)
+    code = training_main(["evaluate", "knn", "--entry", "rr_conv4_cifar10", "--weights", "random",
+                          "--out", str(tmp_path / "rand"), *SMALL])
+    assert code == 0
+    rand = json.loads((tmp_path / "rand" / "knn_cifar10_jpeg.json").read_text())
+    assert rand["source"].startswith("random init")
+
+
+def test_finetune_and_semisup_run(run_dir, tmp_path):
+    result, _ = _evaluate("finetune", run_dir, tmp_path, "--epochs", "1")
+    assert 0.0 <= result["value"] <= 100.0
+    semi, _ = _evaluate("semisup", run_dir, tmp_path, "--epochs", "1")
+    fractions = semi["runs"][0]["fractions"]
+    assert list(fractions) == ["1%", "10%", "25%", "50%", "100%"]
+    assert fractions["1%"]["n_train"] < fractions["100%"]["n_train"]
+
+
+def test_grain_and_transfer_validate_datasets(run_dir, tmp_path, capsys):
+    with pytest.raises(ValueError, match="cifar100_20"):
+        _evaluate("grain", run_dir, tmp_path)
+    with pytest.raises(ValueError, match="other than the pretraining one"):
+        _evaluate("transfer", run_dir, tmp_path)
+
+
+def test_export_then_load_everywhere(run_dir, tmp_path):
+    out = tmp_path / "export"
+    assert training_main(["export", "--checkpoint", str(run_dir / "checkpoint.pt"), "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "relation_head.safetensors", "config.json", "README.md", "log.jsonl",
+            "curves.png"} <= names
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlicense: mit\nlibrary_name: timm") and "timm.create_model" in card
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    ref = rr_zoo.models.build_backbone("conv4").eval()
+    ref.load_state_dict(ckpt["backbone"])
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = ref(x)
+        for model in (timm.create_model(f"local-dir:{out}", pretrained=True),
+                      rr_zoo.create_model("rr_conv4_cifar10", weights=out)):
+            assert torch.equal(model(x), expected)
+
+
+def test_publish_to_local_hub_then_load(run_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from rr_zoo.manifest import MANIFEST_PATH, load_manifest
+    from tests.hub_server import LocalHubServer
+
+    out = tmp_path / "export"
+    assert training_main(["export", "--checkpoint", str(run_dir / "checkpoint.pt"), "--out", str(out)]) == 0
+    manifest = tmp_path / "manifest.json"
+    shutil.copy(MANIFEST_PATH, manifest)
+    with LocalHubServer(tmp_path / "hub") as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setenv("HF_TOKEN", "test-token")
+        monkeypatch.setenv("RR_ZOO_MANIFEST", str(manifest))
+        load_manifest.cache_clear()
+        try:
+            assert training_main(["publish", str(out), "--repo-id", "rr-zoo/rr_conv4_cifar10",
+                                  "--manifest", str(manifest)]) == 0
+            entry = json.loads(manifest.read_text())["entries"]["rr_conv4_cifar10"]
+            assert entry["status"] == "published" and entry["hub"]["revision"] == hub.head("rr-zoo/rr_conv4_cifar10")
+            model = timm.create_model("rr_conv4_cifar10", pretrained=True)
+            ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+            ref = rr_zoo.models.build_backbone("conv4").eval()
+            ref.load_state_dict(ckpt["backbone"])
+            x = torch.randn(2, 3, 32, 32)
+            with torch.no_grad():
+                assert torch.equal(model(x), ref(x))
+        finally:
+            load_manifest.cache_clear()
