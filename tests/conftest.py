@@ -13,6 +13,20 @@ os.environ.setdefault("HF_HUB_CACHE", str(Path(_HF_HOME) / "hub"))
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.pop("HF_HUB_OFFLINE", None)
 
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# Tests never reach the real Hub: huggingface_hub (and timm's hf-hub: path) read HF_ENDPOINT at
+# import, so it is fixed here, before any import, to the port the local test Hub listens on.
+HUB_PORT = _free_port()
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 if str(REPO_ROOT) not in sys.path:

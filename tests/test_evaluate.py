@@ -109,13 +109,14 @@ def test_publish_to_local_hub_then_load(run_dir, tmp_path, monkeypatch):
     import shutil
 
     from rr_zoo.manifest import MANIFEST_PATH, load_manifest
+    from tests.conftest import HUB_PORT
     from tests.hub_server import LocalHubServer
 
     out = tmp_path / "export"
     assert training_main(["export", "--checkpoint", str(run_dir / "checkpoint.pt"), "--out", str(out)]) == 0
     manifest = tmp_path / "manifest.json"
     shutil.copy(MANIFEST_PATH, manifest)
-    with LocalHubServer(tmp_path / "hub") as hub:
+    with LocalHubServer(tmp_path / "hub", port=HUB_PORT) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
         monkeypatch.setenv("HF_TOKEN", "test-token")
         monkeypatch.setenv("RR_ZOO_MANIFEST", str(manifest))

@@ -7,7 +7,6 @@ import shutil
 import pytest
 import timm
 import torch
-from tests.hub_server import LocalHubServer
 
 import rr_zoo
 from rr_zoo.errors import (
@@ -19,6 +18,8 @@ from rr_zoo.errors import (
 )
 from rr_zoo.manifest import load_manifest, read_manifest
 from rr_zoo.models import build_backbone
+from tests.conftest import HUB_PORT
+from tests.hub_server import LocalHubServer
 from tests.zoo_fixtures import activate, deactivate, publish_all
 
 NAMES = rr_zoo.list_models()
@@ -27,7 +28,7 @@ NAMES = rr_zoo.list_models()
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("zoo")
-    with LocalHubServer(tmp / "hub") as hub:
+    with LocalHubServer(tmp / "hub", port=HUB_PORT) as hub:
         published = publish_all(tmp, hub)
         old = activate(published)
         try:
@@ -205,7 +206,19 @@ def test_unknown_name_suggests_close_matches():
         rr_zoo.create_model("rr_resnet33_cifar100")
 
 
-def test_unpublished_entry_says_how_to_get_weights():
+@pytest.fixture
+def package_manifest(monkeypatch):
+    """The package's own manifest, even while the module's published test zoo is active."""
+    from rr_zoo.manifest import MANIFEST_PATH
+
+    monkeypatch.setenv("RR_ZOO_MANIFEST", str(MANIFEST_PATH))
+    load_manifest.cache_clear()
+    yield
+    monkeypatch.undo()
+    load_manifest.cache_clear()
+
+
+def test_unpublished_entry_says_how_to_get_weights(package_manifest):
     assert not read_manifest().get("rr_resnet56_cifar10_e500").published
     with pytest.raises(UnpublishedWeightsError, match="python -m training pretrain"):
         timm.create_model("rr_resnet56_cifar10_e500", pretrained=True)
@@ -216,7 +229,7 @@ def test_missing_file_is_a_clear_error(tmp_path):
         rr_zoo.create_model("rr_conv4_cifar10", weights=tmp_path / "nope.safetensors")
 
 
-def test_file_without_known_hash_is_refused(tmp_path):
+def test_file_without_known_hash_is_refused(tmp_path, package_manifest):
     from safetensors.torch import save_file
 
     f = tmp_path / "w.safetensors"
