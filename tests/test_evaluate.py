@@ -135,3 +135,29 @@ def test_publish_to_local_hub_then_load(run_dir, tmp_path, monkeypatch):
                 assert torch.equal(model(x), ref(x))
         finally:
             load_manifest.cache_clear()
+
+
+def test_supervised_bound_checkpoint_is_evaluable(tmp_path):
+    out = tmp_path / "sup"
+    assert training_main(["supervised", "--entry", "rr_conv4_cifar10", "--dataset", "cifar10_jpeg",
+                          "--epochs", "1", "--max-train", "256", "--out", str(out)]) == 0
+    result, _ = _evaluate_ckpt(out / "checkpoint.pt", tmp_path)
+    assert 0.0 <= result["value"] <= 100.0
+
+
+def _evaluate_ckpt(ckpt, tmp_path):
+    out = tmp_path / "eval_sup"
+    assert training_main(["evaluate", "knn", "--weights", str(ckpt), "--out", str(out), *SMALL]) == 0
+    return json.loads((out / "knn_cifar10_jpeg.json").read_text()), out
+
+
+def test_check_compares_with_the_manifest(run_dir, tmp_path, capsys):
+    from training.cli import _check_against_manifest
+
+    entry = rr_zoo.get_entry("rr_conv4_cifar10")
+    fake = type(entry)(**{**entry.__dict__, "metrics": ({"task": "knn", "dataset": "cifar10_jpeg", "value": 50.0,
+                                                         "command": "python -m training evaluate knn"},)})
+    assert _check_against_manifest(fake, "knn", "cifar10_jpeg", 50.3, 0.5) == 0
+    assert _check_against_manifest(fake, "knn", "cifar10_jpeg", 51.0, 0.5) == 1
+    assert _check_against_manifest(fake, "linear", "cifar10_jpeg", 50.0, 0.5) == 1
+    assert "MISMATCH" in capsys.readouterr().out

@@ -226,3 +226,27 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     result = run_benchmark(args.archs, args.ks, args.m, args.steps, args.out, args.threads)
     print(f"\n{format_table(result)}\nwrote {args.out}")
     return 0
+
+
+# ----------------------------------------------------------------------------- supervised bound
+@command("supervised", "train the same backbone with labels (the supervised upper bound), save a checkpoint")
+def _supervised_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--entry", required=True, help="zoo entry giving architecture and preprocessing")
+    p.add_argument("--dataset", default=None, help="labelled dataset (default: the entry's)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-train", type=int, default=None)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, help="run folder for checkpoint.pt")
+    p.set_defaults(fn=_run_supervised)
+
+
+def _run_supervised(args: argparse.Namespace) -> int:
+    from training.supervised import train_supervised
+
+    summary = train_supervised(args.entry, args.dataset, args.epochs, args.out, args.seed, args.data_root,
+                               args.max_train, args.device)
+    print(json.dumps(summary, indent=2))
+    print(f"evaluate it: python -m training evaluate linear --weights {summary['checkpoint']}")
+    return 0

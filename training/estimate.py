@@ -40,7 +40,6 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions, timed_steps: int = 2) -
         Dict with images, steps, measured seconds/step, CPU hours, FLOPs/step and a GPU-hours estimate.
     """
     from training.data import get_dataset_spec
-
     from training.pretrain import augment_config, build_model, build_optimizer, make_views, train_step
 
     spec = get_dataset_spec(recipe.dataset)
