@@ -161,3 +161,15 @@ def test_check_compares_with_the_manifest(run_dir, tmp_path, capsys):
     assert _check_against_manifest(fake, "knn", "cifar10_jpeg", 51.0, 0.5) == 1
     assert _check_against_manifest(fake, "linear", "cifar10_jpeg", 50.0, 0.5) == 1
     assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_finetune_augmentation_identity_and_cutout():
+    from training.evaluate.finetune import affine_cutout
+
+    x = torch.rand(200, 3, 32, 32)
+    out = affine_cutout(x, torch.Generator().manual_seed(0), cutout_area=0.25)
+    unchanged = [torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1)) for i in range(200)]
+    assert 0.1 < sum(unchanged) / 200 < 0.45  # ~0.5 (no affine) x 0.5 (no cutout) = 0.25
+    zero_fraction = (out == 0).float().mean((1, 2, 3))
+    erased = zero_fraction > 0.2
+    assert 0.3 < erased.float().mean() < 0.7 and zero_fraction.max() <= 0.26 + 0.2

@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from training.checkpoint import FORMAT, atomic_save
 from training.data import get_dataset_spec
 from training.evaluate.finetune import finetune_model

@@ -145,6 +145,15 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
         raise
 
 
+def readonly_tensor(arr: np.ndarray) -> torch.Tensor:
+    """Tensor view of a read-only (memory-mapped) array; the training code never writes to it."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(arr)
+
+
 def _nhwc_to_tensor(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2)))
 
@@ -231,3 +240,131 @@ register(DatasetSpec("cifar100_20", 32, 3, 20, *CIFAR100_NORM, ("train", "test")
                      "CIFAR-100 images with the 20 coarse (super-class) labels",
                      "cifar-100-python/{train,test,meta} (same files as cifar100)."))(
     _cifar("cifar100_20", "cifar-100-python", _C100, "coarse_labels", ("meta", "coarse_label_names")))
+
+
+# ----------------------------------------------------------------------------- STL-10 (binary format)
+STL10_NORM = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+_STL_FILES = {"train": ("train_X.bin", "train_y.bin"), "test": ("test_X.bin", "test_y.bin"),
+              "unlabeled": ("unlabeled_X.bin", None)}
+
+
+def _stl_part(root: Path, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+    base = root / "stl10_binary"
+    x_name, y_name = _STL_FILES[part]
+    if not (base / x_name).is_file():
+        raise _missing(DATASETS["stl10"], root, base / x_name)
+    # column-major 3x96x96 per image: memory-map and transpose lazily (the 2.7 GB unlabeled split stays on disk)
+    raw = np.memmap(base / x_name, dtype=np.uint8, mode="r").reshape(-1, 3, 96, 96)
+    images = readonly_tensor(raw).transpose(2, 3) if raw.size else torch.empty(0, 3, 96, 96, dtype=torch.uint8)
+    if y_name is None:
+        labels = torch.full((images.shape[0],), -1, dtype=torch.int64)
+    else:
+        labels = torch.from_numpy(np.fromfile(base / y_name, dtype=np.uint8).astype(np.int64) - 1)  # 1-based
+    return images, labels
+
+
+@register(DatasetSpec("stl10", 96, 3, 10, *STL10_NORM, ("unlabeled", "train", "test", "train+unlabeled"),
+                      "unlabeled", "STL-10 (100k unlabeled + 5k train + 8k test, 96x96)",
+                      "stl10_binary/{unlabeled_X.bin,train_X.bin,train_y.bin,test_X.bin,test_y.bin,class_names.txt} "
+                      "(torchvision.datasets.STL10(root, download=True) writes it)."))
+def _load_stl10(root: Path, split: str) -> ImageData:
+    parts = split.split("+")
+    loaded = [_stl_part(root, p) for p in parts]
+    if len(loaded) == 1:
+        images, labels = loaded[0]
+    else:  # one copy of the combined split (memmaps are not concatenated lazily)
+        images = torch.cat([x for x, _ in loaded])
+        labels = torch.cat([y for _, y in loaded])
+    names = root / "stl10_binary" / "class_names.txt"
+    classes = names.read_text().split() if names.is_file() else [str(i) for i in range(10)]
+    return ImageData(images, labels, classes)
+
+
+# ----------------------------------------------------------------------------- ImageFolder datasets
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
+
+
+def load_image_folder(folder: Path, size: int, cache_key: str) -> ImageData:
+    """Decode an ImageFolder tree (``<folder>/<class>/<image>``) once into a cached uint8 array.
+
+    The cache is keyed by the folder, the sorted file list and their sizes, so adding or changing
+    files invalidates it. Reloads are memory-mapped.
+    """
+    from PIL import Image
+
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    files = [(f, c) for c, name in enumerate(classes) for f in sorted((folder / name).rglob("*"))
+             if f.suffix.lower() in IMAGE_EXTENSIONS]
+    signature = hashlib.sha256("".join(f"{f}|{f.stat().st_size}" for f, _ in files).encode()).hexdigest()
+    cache = _cache_path(f"{cache_key}|{folder.resolve()}|{signature}")
+    labels = torch.tensor([c for _, c in files], dtype=torch.int64)
+    if not cache.is_file():
+        arr = np.empty((len(files), 3, size, size), dtype=np.uint8)
+        for i, (f, _) in enumerate(files):
+            img = Image.open(f).convert("RGB")
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.BILINEAR)
+            arr[i] = np.asarray(img).transpose(2, 0, 1)
+        atomic_save_npy(cache, arr)
+    return ImageData(readonly_tensor(np.load(cache, mmap_mode="r")), labels, classes)
+
+
+TINY_NORM = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+def _image_folder_loader(name: str, base: str, size: int):
+    def loader(root: Path, split: str) -> ImageData:
+        folder = root / base / split
+        if not folder.is_dir():
+            raise _missing(DATASETS[name], root, folder)
+        return load_image_folder(folder, size, name)
+
+    return loader
+
+
+register(DatasetSpec("tinyimagenet", 64, 3, 200, *TINY_NORM, ("train", "val"), "train", "Tiny ImageNet 200 (64x64)",
+                     "tiny-imagenet-200/{train,val}/<wnid>/*.JPEG in ImageFolder layout (validation images "
+                     "sorted into class folders; ../shared/data/scripts/build_tiny_imagenet.py writes it)."))(
+    _image_folder_loader("tinyimagenet", "tiny-imagenet-200", 64))
+register(DatasetSpec("slimagenet64", 64, 3, 1000, *TINY_NORM, ("train", "test"), "train",
+                     "SlimageNet64 (Antoniou et al. 2020): 1000 ImageNet classes, 64x64",
+                     "SlimageNet64/{train,test}/<class>/<image> in ImageFolder layout, as the original code "
+                     "reads it (download: https://zenodo.org/record/3672132, uncompress into SlimageNet64/)."))(
+    _image_folder_loader("slimagenet64", "SlimageNet64", 64))
+
+
+# ----------------------------------------------------------------------------- Fashion-MNIST (idx format)
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]
+# computed from the 60,000 training images: python -m training.data.stats fashionmnist
+FASHION_NORM = ((0.2860,), (0.3530,))
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    ndim = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+@register(DatasetSpec("fashionmnist", 28, 1, 10, *FASHION_NORM, ("train", "test"), "train",
+                      "Fashion-MNIST (28x28 grayscale, kept one-channel)",
+                      "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (torchvision format; "
+                      "../shared/data/scripts/install_fashion_mnist.sh ROOT writes it)."))
+def _load_fashionmnist(root: Path, split: str) -> ImageData:
+    prefix = "train" if split == "train" else "t10k"
+    raw = root / "FashionMNIST" / "raw"
+    arrays = []
+    for kind in ("images-idx3", "labels-idx1"):
+        candidates = [raw / f"{prefix}-{kind}-ubyte", raw / f"{prefix}-{kind}-ubyte.gz"]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            raise _missing(DATASETS["fashionmnist"], root, candidates[0])
+        arrays.append(_read_idx(path))
+    images, labels = arrays
+    return ImageData(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)),
+                     list(FASHION_CLASSES))

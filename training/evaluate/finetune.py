@@ -1,45 +1,60 @@
 """Fine-tuning protocols (STL-10 protocol of the paper) and the supervised upper bound.
 
-Augmentation is batched on the device: random translation (affine, up to 1/8 of
-the side), horizontal flip and cutout (one square of half the side set to zero
-after normalisation), as in the paper's "affine + cutout".
+Augmentation, batched on the device, follows the original's fine-tuning pipeline: horizontal flip
+(p 0.5); with p 0.5 a random affine (rotation ±18°, scale 0.9–1.1, translation ±10 %, shear ±10°,
+bilinear, zero fill); normalisation; with p 0.5 cutout (random erasing of one square whose area is
+a fixed fraction of the image: 1/4 CIFAR-10, 1/9 STL-10, 1/16 CIFAR-100, 1/4 otherwise).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
 from training.augment import normalize
 from training.data import get_dataset_spec, load_split
-
 from training.evaluate.protocols import EvalSpec, protocol
 from training.evaluate.source import Backbone
 
-TRANSLATE = 0.125   # max shift, fraction of the side
-CUTOUT = 0.5        # cutout square side, fraction of the image side
+ROTATION_DEG, SCALE, TRANSLATE, SHEAR_DEG = 18.0, (0.9, 1.1), 0.1, 10.0
+CUTOUT_AREA = {"cifar10": 0.25, "cifar10_jpeg": 0.25, "cifar10_4k": 0.25, "stl10": 0.111, "cifar100": 0.0625,
+               "cifar100_20": 0.0625}
 
 
-def affine_cutout(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random translation + horizontal flip + cutout of a normalised (N, C, H, W) batch."""
+def affine_cutout(images: torch.Tensor, gen: torch.Generator, cutout_area: float = 0.25) -> torch.Tensor:
+    """Flip + random affine (p 0.5) + cutout (p 0.5) of a normalised (N, C, H, W) batch."""
     n, _, h, w = images.shape
     dev = images.device
-    shift = (torch.rand(n, 2, generator=gen, device=dev) * 2 - 1) * 2 * TRANSLATE
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(n, generator=gen, device=dev)
+
+    apply = torch.rand(n, generator=gen, device=dev) < 0.5
+    angle = torch.where(apply, uniform(-ROTATION_DEG, ROTATION_DEG), torch.zeros(n, device=dev)) * math.pi / 180
+    shear = torch.where(apply, uniform(-SHEAR_DEG, SHEAR_DEG), torch.zeros(n, device=dev)) * math.pi / 180
+    scale = torch.where(apply, uniform(*SCALE), torch.ones(n, device=dev))
+    shift = torch.where(apply[:, None], torch.stack([uniform(-TRANSLATE, TRANSLATE), uniform(-TRANSLATE, TRANSLATE)],
+                                                    1) * 2, torch.zeros(n, 2, device=dev))
     flip = torch.where(torch.rand(n, generator=gen, device=dev) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3, device=dev)
-    theta[:, 0, 0] = flip
-    theta[:, 1, 1] = 1.0
-    theta[:, :, 2] = shift
+    # output -> input sampling matrix: inverse of (rotate, shear, scale), then mirror
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    a, b = cos / scale, (sin + torch.tan(shear) * cos) / scale
+    c, d = -sin / scale, (cos - torch.tan(shear) * sin) / scale
+    theta = torch.stack([torch.stack([a * flip, b, -shift[:, 0]], 1), torch.stack([c * flip, d, -shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    side_h, side_w = max(1, int(h * CUTOUT)), max(1, int(w * CUTOUT))
-    cy = torch.randint(0, h, (n,), generator=gen, device=dev)
-    cx = torch.randint(0, w, (n,), generator=gen, device=dev)
+    side = max(1, round(math.sqrt(cutout_area * h * w)))
+    erase = torch.rand(n, generator=gen, device=dev) < 0.5
+    top = torch.randint(0, max(1, h - side + 1), (n,), generator=gen, device=dev)
+    left = torch.randint(0, max(1, w - side + 1), (n,), generator=gen, device=dev)
     ys = torch.arange(h, device=dev)[None, :, None]
     xs = torch.arange(w, device=dev)[None, None, :]
-    inside = ((ys - cy[:, None, None]).abs() <= side_h // 2) & ((xs - cx[:, None, None]).abs() <= side_w // 2)
+    inside = ((ys >= top[:, None, None]) & (ys < top[:, None, None] + side) & (xs >= left[:, None, None])
+              & (xs < left[:, None, None] + side) & erase[:, None, None])
     return out * (~inside)[:, None].to(out.dtype)
 
 
@@ -82,6 +97,7 @@ def finetune_model(backbone: Backbone, spec: EvalSpec, train_idx: torch.Tensor |
     gen = torch.Generator(device=spec.device).manual_seed(spec.seed)
     shuffle = torch.Generator().manual_seed(spec.seed)
     epochs = epochs or spec.epochs or 20
+    cutout = CUTOUT_AREA.get(spec.dataset, 0.25)
     for _ in range(epochs):
         perm = idx[torch.randperm(len(idx), generator=shuffle)]
         for start in range(0, len(perm), spec.batch_size):
@@ -89,7 +105,7 @@ def finetune_model(backbone: Backbone, spec: EvalSpec, train_idx: torch.Tensor |
             if len(b) < 2:  # BatchNorm needs two samples
                 continue
             x = normalize(train.images[b].to(spec.device), backbone.mean, backbone.std)
-            loss = F.cross_entropy(model(affine_cutout(x, gen)), labels[b].to(spec.device))
+            loss = F.cross_entropy(model(affine_cutout(x, gen, cutout)), labels[b].to(spec.device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
