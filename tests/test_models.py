@@ -122,7 +122,8 @@ def test_unknown_architecture_lists_close_matches():
 @pytest.mark.parametrize("name", rr_zoo.list_models())
 def test_timm_features_only(name):
     model = timm.create_model(name, features_only=True)
-    outs = model(torch.randn(1, 3, 64, 64))
+    c = rr_zoo.get_entry(name).in_chans
+    outs = model(torch.randn(1, c, 64, 64))
     assert [o.shape[1] for o in outs] == model.feature_info.channels()
 
 
