@@ -174,3 +174,23 @@ def test_recipe_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.k = 4  # type: ignore[misc]
     assert isinstance(r, Recipe)
+
+
+def test_online_knn_is_logged(tmp_path, shared_data):
+    out = tmp_path / "knn"
+    assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", "--dataset", "cifar10_jpeg", "--k", "2",
+                          "--batch-size", "16", "--epochs", "1", "--steps-per-epoch", "2", "--knn-every", "1",
+                          "--no-progress", "--out", str(out)]) == 0
+    row = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert 5.0 < row["knn_acc"] < 100.0
+
+
+@pytest.mark.slow
+def test_compiled_run_matches_eager_loss(tmp_path):
+    """--compile (torch.compile of the backbone) trains and logs like eager mode."""
+    for name, extra in (("eager", []), ("compiled", ["--compile"])):
+        assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", *TINY, "--epochs", "1",
+                              "--out", str(tmp_path / name), *extra]) == 0
+    eager = json.loads((tmp_path / "eager" / "log.jsonl").read_text())
+    compiled = json.loads((tmp_path / "compiled" / "log.jsonl").read_text())
+    assert abs(eager["loss"] - compiled["loss"]) < 1e-3
