@@ -173,3 +173,76 @@ def test_finetune_augmentation_identity_and_cutout():
     zero_fraction = (out == 0).float().mean((1, 2, 3))
     erased = zero_fraction > 0.2
     assert 0.3 < erased.float().mean() < 0.7 and zero_fraction.max() <= 0.26 + 0.2
+
+
+def _rerun(command: str, out: Path) -> dict:
+    """Run a recorded ``python -m training ...`` command in-process (with its own --out)."""
+    import shlex
+
+    argv = shlex.split(command)
+    assert argv[:3] == ["python", "-m", "training"], command
+    assert training_main([*argv[3:], "--out", str(out)]) == 0
+    return json.loads(next(out.glob("*.json")).read_text())
+
+
+def test_recorded_command_reproduces_the_value(run_dir, tmp_path):
+    result, _ = _evaluate("linear", run_dir, tmp_path, "--epochs", "3")
+    metric = result["metric"]
+    assert metric["task"] == "linear" and metric["dataset"] == "cifar10_jpeg" and metric["seeds"] == [0]
+    assert "baseline" not in metric and metric["value"] == round(result["value"], 2)
+    again = _rerun(metric["command"], tmp_path / "again")
+    assert again["metric"]["value"] == metric["value"]
+
+
+def test_bounds_are_marked_as_baselines(run_dir, tmp_path):
+    code = training_main(["evaluate", "knn", "--entry", "rr_conv4_cifar10", "--weights", "random",
+                          "--out", str(tmp_path / "rand"), *SMALL])
+    assert code == 0
+    assert json.loads((tmp_path / "rand" / "knn_cifar10_jpeg.json").read_text())["metric"]["baseline"] == "random_init"
+    sup = tmp_path / "sup"
+    assert training_main(["supervised", "--entry", "rr_conv4_cifar10", "--dataset", "cifar10_jpeg",
+                          "--epochs", "1", "--max-train", "128", "--out", str(sup)]) == 0
+    result, _ = _evaluate_ckpt(sup / "checkpoint.pt", tmp_path)
+    assert result["metric"]["baseline"] == "supervised"
+
+
+def test_export_records_provenance_that_reruns(run_dir, tmp_path):
+    from training.__main__ import build_parser
+    from training.cli import recipe_from_args
+
+    out = tmp_path / "export"
+    knn, _ = _evaluate("knn", run_dir, tmp_path)
+    metrics_file = tmp_path / "eval" / "knn_cifar10_jpeg.json"
+    assert training_main(["export", "--checkpoint", str(run_dir / "checkpoint.pt"), "--out", str(out),
+                          "--metrics", str(metrics_file)]) == 0
+    section = json.loads((out / "config.json").read_text())["rr_zoo"]
+    prov = section["provenance"]
+    assert section["metrics"] == [knn["metric"]]
+    assert prov["code_commit"] and prov["versions"]["torch"] == torch.__version__ and prov["hardware"]
+    assert prov["wall_time_s"] > 0 and prov["epochs_trained"] == 2
+    args = build_parser().parse_args(prov["command"].split()[3:])
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert recipe_from_args(args).to_dict() == ckpt["recipe"]  # the command re-creates the exact recipe
+    card = (out / "README.md").read_text()
+    assert prov["command"] in card and knn["metric"]["command"] in card
+
+
+def test_check_uses_the_published_metric(run_dir, tmp_path, monkeypatch):
+    from rr_zoo.manifest import MANIFEST_PATH, load_manifest
+
+    knn, _ = _evaluate("knn", run_dir, tmp_path)
+    data = json.loads(Path(MANIFEST_PATH).read_text())
+    manifest = tmp_path / "manifest.json"
+    base = ["evaluate", "knn", "--entry", "rr_conv4_cifar10", "--weights", str(run_dir / "checkpoint.pt"),
+            "--max-train", "600", "--max-test", "200", "--out", str(tmp_path / "check"), "--check"]
+    monkeypatch.setenv("RR_ZOO_MANIFEST", str(manifest))
+    try:
+        for offset, expected_code in ((0.3, 0), (2.0, 1)):
+            metric = {**knn["metric"], "value": knn["metric"]["value"] + offset}
+            data["entries"]["rr_conv4_cifar10"]["metrics"] = [
+                {**metric, "value": 0.0, "baseline": "random_init"}, metric]
+            manifest.write_text(json.dumps(data))
+            load_manifest.cache_clear()
+            assert training_main(base) == expected_code  # dataset and seeds come from the published metric
+    finally:
+        load_manifest.cache_clear()

@@ -113,8 +113,21 @@ def test_hubconf_help_and_local_load(repo_root):
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 64)
 
 
-def test_readme_zoo_table_matches_manifest(repo_root):
-    from rr_zoo.docs import zoo_table
+def test_readme_tables_match_manifest(repo_root):
+    from rr_zoo.docs import results_table, zoo_table
 
     readme = (repo_root / "README.md").read_text()
     assert zoo_table() in readme, "README zoo table is stale: run `python -m rr_zoo.docs --write`"
+    assert results_table() in readme, "README results table is stale: run `python -m rr_zoo.docs --write`"
+
+
+def test_results_table_lists_every_published_number_with_its_command():
+    from rr_zoo.docs import results_table
+
+    table = results_table()
+    for name in MANIFEST.names(published_only=True):
+        entry = MANIFEST.get(name)
+        assert f"| `{name}` |" in table and entry.provenance["command"] in table
+        for m in entry.metrics:
+            if m["dataset"] == entry.provenance["recipe"]["dataset"] and m["task"] in ("linear", "knn", "retrieval"):
+                assert m["command"] in table and f"{m['value']:.2f}" in table

@@ -194,3 +194,30 @@ def test_compiled_run_matches_eager_loss(tmp_path):
     eager = json.loads((tmp_path / "eager" / "log.jsonl").read_text())
     compiled = json.loads((tmp_path / "compiled" / "log.jsonl").read_text())
     assert abs(eager["loss"] - compiled["loss"]) < 1e-3
+
+
+def test_k_sweep_plan_spends_the_same_views():
+    from training.ksweep import plan_k
+
+    for k in (2, 4, 8, 16):
+        plan = plan_k(k, views_budget=800_000, batch_size=64, n_images=50_000)
+        assert plan.steps_per_epoch <= 50_000 // 64
+        assert abs(plan.views(64) - 800_000) <= plan.epochs * 64 * k
+    assert plan_k(2, 800_000, 64, 50_000).epochs == 9  # 6250 steps > 8 x 781
+
+
+def test_k_sweep_runs_resumes_and_plots(tmp_path, shared_data, monkeypatch):
+    monkeypatch.setenv("RR_CACHE_DIR", str(tmp_path / "cache"))
+    argv = ["ksweep", "--entry", "rr_conv4_cifar10", "--dataset", "cifar10_jpeg", "--batch-size", "8",
+            "--ks", "2", "4", "--views-budget", "128", "--eval-epochs", "2", "--threads", "1",
+            "--eval-max-train", "300", "--eval-max-test", "100",
+            "--out", str(tmp_path / "sweep")]
+    assert training_main(argv) == 0
+    summary = json.loads((tmp_path / "sweep" / "ksweep.json").read_text())
+    assert [r["k"] for r in summary["rows"]] == [2, 4] and all(r["views"] == 128 for r in summary["rows"])
+    assert all(0.0 < r["linear"] <= 100.0 for r in summary["rows"])
+    assert (tmp_path / "sweep" / "ksweep.png").stat().st_size > 3000
+    stamp = (tmp_path / "sweep" / "k2" / "checkpoint.pt").stat().st_mtime_ns
+    assert training_main(argv) == 0  # finished runs are not retrained
+    assert (tmp_path / "sweep" / "k2" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert training_main([*argv[:-2], "--ks", "1", "--out", str(tmp_path / "bad")]) == 2

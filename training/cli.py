@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shlex
 import time
 from collections.abc import Callable
 
-from training.recipes import RECIPE_FIELDS, Recipe, RunOptions, recipe_for_entry
+from training.recipes import RECIPE_FIELDS, Recipe, RecipeError, RunOptions, recipe_for_entry
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 
@@ -99,7 +101,8 @@ def _evaluate_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None,
                    help="'random' (lower bound), a training checkpoint .pt, a safetensors file or export folder")
     p.add_argument("--dataset", default=None, help="evaluation dataset (default: the entry's pretraining dataset)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="several seeds -> mean ± std")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="several seeds -> mean ± std (default 0; with --check, the published seeds)")
     p.add_argument("--epochs", type=int, default=None, help="classifier epochs (linear 100, finetune 20)")
     p.add_argument("--max-train", type=int, default=None, help="cap training images (quick runs)")
     p.add_argument("--max-test", type=int, default=None, help="cap test images (quick runs)")
@@ -119,24 +122,31 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import EvalSpec, run_protocol
     from training.evaluate.source import load_backbone
 
+    published = _published_metric(args) if args.check else None
+    if args.check and published is None:
+        return 1
+    seeds = args.seeds or (published or {}).get("seeds") or [0]
     results = []
-    for seed in args.seeds:
+    for seed in seeds:
         backbone = load_backbone(args.entry, args.weights, seed=seed)
-        dataset = args.dataset or _default_eval_dataset(backbone.entry, args.weights)
+        dataset = args.dataset or (published or {}).get("dataset") or _default_eval_dataset(backbone.entry,
+                                                                                             args.weights)
         out = args.out or f"runs/eval/{backbone.entry.name}"
         spec = EvalSpec(dataset=dataset, out=out, data_root=args.data_root, seed=seed, epochs=args.epochs,
                         max_train=args.max_train, max_test=args.max_test, device=args.device)
         results.append(run_protocol(args.protocol, backbone, spec))
     values = [r["value"] for r in results if r.get("value") is not None]
     summary = {"protocol": args.protocol, "entry": backbone.entry.name, "source": backbone.label,
-               "dataset": dataset, "seeds": args.seeds, "runs": results,
+               "dataset": dataset, "seeds": seeds, "runs": results,
                "value": statistics.mean(values) if values else None,
                "std": statistics.stdev(values) if len(values) > 1 else None}
+    if values:
+        summary["metric"] = _metric_record(args, summary, backbone.baseline)
     path = atomic_write_text(f"{out}/{args.protocol}_{dataset}.json", json.dumps(summary, indent=2) + "\n")
     std = f" ± {summary['std']:.2f}" if summary["std"] is not None else ""
     value = f"{summary['value']:.2f}{std}" if values else "(figure only)"
     print(f"| protocol | dataset | source | seeds | accuracy (%) |\n|---|---|---|---|---|\n"
-          f"| {args.protocol} | {dataset} | {backbone.label} | {len(args.seeds)} | {value} |")
+          f"| {args.protocol} | {dataset} | {backbone.label} | {len(seeds)} | {value} |")
     for r in results:
         if r.get("png"):
             print(f"figure: {r['png']}")
@@ -144,6 +154,45 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.check:
         return _check_against_manifest(backbone.entry, args.protocol, dataset, summary["value"], args.tolerance)
     return 0
+
+
+def _metric_record(args: argparse.Namespace, summary: dict, baseline: str | None) -> dict:
+    """The manifest/model-card metric of an evaluation, with the command that reproduces it."""
+    argv = ["evaluate", args.protocol]
+    if args.entry:
+        argv += ["--entry", args.entry]
+    if args.weights:
+        argv += ["--weights", args.weights]
+    argv += ["--dataset", summary["dataset"], "--seeds", *map(str, summary["seeds"])]
+    for flag in ("epochs", "max_train", "max_test", "data_root"):
+        if getattr(args, flag) is not None:
+            argv += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
+    first = summary["runs"][0]
+    record = {"task": args.protocol, "dataset": summary["dataset"], "value": round(summary["value"], 2),
+              "std": None if summary["std"] is None else round(summary["std"], 2), "seeds": summary["seeds"],
+              "command": "python -m training " + shlex.join(argv), "unit": "%"}
+    if first.get("metric_name"):
+        record["note"] = first["metric_name"]
+    if baseline:
+        record["baseline"] = baseline
+    return record
+
+
+def _published_metric(args: argparse.Namespace) -> dict | None:
+    """For --check: the entry's published metric for this protocol (and --dataset, if given)."""
+    from rr_zoo.manifest import load_manifest
+
+    if not args.entry:
+        print("--check needs --entry NAME")
+        return None
+    entry = load_manifest().get(args.entry)
+    found = [m for m in entry.metrics if m["task"] == args.protocol and not m.get("baseline")
+             and (args.dataset is None or m["dataset"] == args.dataset)]
+    if not found:
+        print(f"--check: {entry.name} has no published {args.protocol} metric"
+              + (f" on {args.dataset}" if args.dataset else ""))
+        return None
+    return found[0]
 
 
 def _default_eval_dataset(entry, weights) -> str:
@@ -156,15 +205,57 @@ def _default_eval_dataset(entry, weights) -> str:
 
 
 def _check_against_manifest(entry, protocol: str, dataset: str, value: float, tolerance: float) -> int:
-    published = [m for m in entry.metrics if m["task"] == protocol and m["dataset"] == dataset]
+    published = [m for m in entry.metrics
+                 if m["task"] == protocol and m["dataset"] == dataset and not m.get("baseline")]
     if not published:
         print(f"--check: {entry.name} has no published {protocol} metric on {dataset}")
         return 1
     expected = published[0]["value"]
     ok = abs(value - expected) <= tolerance
     verdict = "OK" if ok else "MISMATCH"
-    print(f"--check: measured {value:.2f}, manifest {expected:.2f}, tolerance ±{tolerance}: {verdict}")
+    print(f"--check: measured {value:.2f}, manifest {expected:.2f} ({published[0]['command']}), "
+          f"tolerance ±{tolerance}: {verdict}")
     return 0 if ok else 1
+
+
+# ----------------------------------------------------------------------------- K sweep (Fig. 2b)
+@command("ksweep", "linear accuracy vs views per image K at a fixed budget of views (a small Fig. 2b)")
+def _ksweep_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--entry", required=True, help="zoo entry whose recipe to use")
+    group = p.add_argument_group("recipe overrides (default: the entry's manifest recipe)")
+    for flag, (name, typ) in RECIPE_FLAGS.items():
+        if name not in ("k", "epochs"):
+            group.add_argument(flag, dest=name, type=typ, default=None)
+    p.add_argument("--ks", type=int, nargs="+", default=[2, 4, 8, 16])
+    p.add_argument("--views-budget", type=int, default=800_000, help="augmented images per run (all K alike)")
+    p.add_argument("--eval-epochs", type=int, default=100, help="linear-classifier epochs")
+    p.add_argument("--eval-seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--eval-max-train", type=int, default=None, help="cap labelled train images (quick runs)")
+    p.add_argument("--eval-max-test", type=int, default=None, help="cap test images (quick runs)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--out", default="runs/ksweep")
+    p.set_defaults(fn=_run_ksweep, k=None, epochs=None)
+
+
+def _run_ksweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from training.ksweep import format_k_sweep, run_k_sweep
+
+    if args.views_budget < 1:
+        raise RecipeError(f"--views-budget must be positive; got {args.views_budget}")
+    recipe = recipe_from_args(args)
+    for k in args.ks:  # every K must make a valid recipe (K >= 2, ...) before any work starts
+        dataclasses.replace(recipe, k=k)
+    opts = RunOptions(out=args.out, device=args.device, data_root=args.data_root, num_threads=args.threads,
+                      progress=False, ckpt_every_steps=200)
+    summary = run_k_sweep(recipe, opts, args.ks, args.views_budget, Path(args.out), args.eval_epochs,
+                          tuple(args.eval_seeds), args.eval_max_train, args.eval_max_test)
+    print(format_k_sweep(summary))
+    print(f"figure: {summary['png']}\nresults: {args.out}/ksweep.json")
+    return 0
 
 
 # ----------------------------------------------------------------------------- export / publish
@@ -174,7 +265,8 @@ def _export_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--entry", default=None, help="zoo entry (default: the checkpoint's)")
     p.add_argument("--out", required=True, help="folder to write (atomically)")
     p.add_argument("--metrics", nargs="*", default=[], help="evaluate JSON files to include")
-    p.add_argument("--provenance", default=None, help="JSON file with training provenance")
+    p.add_argument("--provenance", default=None,
+                   help="JSON file of provenance fields to set (the rest comes from the checkpoint)")
     p.set_defaults(fn=_run_export)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from rr_zoo.convert import write_export_folder
 from rr_zoo.manifest import ZooEntry, load_manifest
 from training.checkpoint import load_checkpoint
+from training.provenance import run_provenance
 
 
 def _yaml_list(items: list[str]) -> str:
@@ -88,7 +89,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
         out: Destination folder (written atomically).
         entry_name: Zoo entry (default: the checkpoint's).
         metrics: Evaluated metrics to put in the card and config (each with its command).
-        provenance: Training provenance for the card.
+        provenance: Provenance fields to set explicitly; the rest (command, code commit, versions,
+            hardware, wall time, recipe) is taken from the checkpoint and its run folder.
 
     Returns:
         The folder.
@@ -98,7 +100,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
     if ckpt["architecture"] != entry.architecture:
         raise ValueError(f"checkpoint is a {ckpt['architecture']} but {entry.name} is a {entry.architecture}")
     run_dir = Path(checkpoint).parent
-    provenance = provenance or {}
+    provenance = run_provenance(ckpt, run_dir, provenance)
     card = model_card(entry, ckpt["recipe"], metrics or [], provenance)
     extra_files = {"README.md": card.encode()}
     for name in ("log.jsonl", "curves.png"):
@@ -116,5 +118,11 @@ def export_metrics_from(path: str | Path | None) -> list[dict[str, Any]]:
     if path is None:
         return []
     data = json.loads(Path(path).read_text())
-    return data if isinstance(data, list) else data.get("metrics", [data])
+    if isinstance(data, list):
+        return data
+    if "metric" in data:  # written by `python -m training evaluate`
+        return [data["metric"]]
+    if "metrics" in data:
+        return data["metrics"]
+    raise ValueError(f"{path}: not an evaluate result (no 'metric') nor a list of metrics")
 

@@ -23,12 +23,13 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from training.augment import AugmentConfig, make_views
-from training.data import get_dataset_spec, load_split
 
 from rr_zoo.models import build_backbone
 from rr_zoo.relation import RelationHead, focal_loss, relation_input_features
+from training.augment import AugmentConfig, make_views
 from training.checkpoint import FORMAT, atomic_save, atomic_write_text, load_checkpoint
+from training.data import get_dataset_spec, load_split, subset_indices
+from training.provenance import environment
 from training.recipes import Recipe, RecipeError, RunOptions
 
 CHECKPOINT = "checkpoint.pt"
@@ -261,6 +262,8 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
 
     epoch, step_in_epoch, global_step = 0, 0, 0
     acc = _new_accumulator()
+    env = environment(device, opts.num_threads) if rank == 0 else {}
+    train_seconds = 0.0  # wall time of training steps, summed over resumes
     ckpt_path = out / CHECKPOINT
     if opts.resume:
         ckpt = load_checkpoint(ckpt_path)
@@ -274,6 +277,8 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
             scaler.load_state_dict(ckpt["scaler"])
         epoch, step_in_epoch, global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
         acc = dict(ckpt["accumulator"])
+        env = ckpt.get("environment") or env  # provenance of the run's start survives resumes
+        train_seconds = ckpt.get("train_seconds", 0.0)
         aug_gen.set_state(ckpt["rng"]["aug"][rank].to(aug_gen.get_state().device))
         torch.set_rng_state(ckpt["rng"]["torch"])
     elif rank == 0:
@@ -298,7 +303,7 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None,
             "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
             "accumulator": acc, "rng": {"aug": aug_states, "torch": torch.get_rng_state()},
-            "saved_because": reason, "world_size": world,
+            "saved_because": reason, "world_size": world, "environment": env, "train_seconds": train_seconds,
         }, ckpt_path)
 
     stopped = False
@@ -317,7 +322,9 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss} at epoch {epoch} step {step_in_epoch}; "
                                              "try --precision fp32 or a lower --lr")
-                _accumulate(acc, loss, stats, time.perf_counter() - t_start, local_m * recipe.k)
+                step_seconds = time.perf_counter() - t_start
+                _accumulate(acc, loss, stats, step_seconds, local_m * recipe.k)
+                train_seconds += step_seconds
                 t_start = time.perf_counter()
                 step_in_epoch += 1
                 global_step += 1
@@ -404,8 +411,8 @@ def online_knn(backbone: nn.Module, recipe: Recipe, opts: RunOptions, device: st
     train_split = "train" if recipe.split != "train" or "train" in spec.splits else recipe.split
     bank = load_split(recipe.dataset, train_split, root=opts.data_root)
     query = load_split(recipe.dataset, opts.knn_split, root=opts.data_root)
-    n = min(max_train, bank.images.shape[0])
-    f_bank = extract_features(backbone, bank.images[:n], spec.mean, spec.std, device=device)
+    idx = subset_indices(bank.images.shape[0], max_train)  # a random subset: some datasets are class-sorted
+    f_bank = extract_features(backbone, bank.images[idx], spec.mean, spec.std, device=device)
     f_query = extract_features(backbone, query.images, spec.mean, spec.std, device=device)
-    return knn_accuracy(f_bank, bank.labels[:n], f_query, query.labels)
+    return knn_accuracy(f_bank, bank.labels[idx], f_query, query.labels)
 

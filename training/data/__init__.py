@@ -110,6 +110,17 @@ def load_split(name: str, split: str, root: str | Path | None = None, download: 
     return _LOADERS[name](root, split)
 
 
+def subset_indices(n: int, cap: int | None) -> torch.Tensor:
+    """Indices of a fixed, seed-independent random subset of ``cap`` of ``n`` images (sorted; all if no cap).
+
+    Several datasets are stored sorted by class, so "the first N" would hold one or two classes;
+    every capped evaluation, monitor and quick run draws its images here instead.
+    """
+    if cap is None or cap >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(0))[:cap].sort().values
+
+
 def _missing(spec: DatasetSpec, root: Path, path: Path) -> DatasetNotFoundError:
     return DatasetNotFoundError(
         f"{spec.name}: {path} not found. Expected under {root}: {spec.expected_files} "

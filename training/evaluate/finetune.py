@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from training.augment import normalize
-from training.data import get_dataset_spec, load_split
+from training.data import get_dataset_spec, load_split, subset_indices
 from training.evaluate.protocols import EvalSpec, protocol
 from training.evaluate.source import Backbone
 
@@ -80,8 +80,8 @@ def finetune_model(backbone: Backbone, spec: EvalSpec, train_idx: torch.Tensor |
     labels = train.labels
     idx = train_idx if train_idx is not None else (labels >= 0).nonzero().squeeze(1)
     if spec.max_train:
-        idx = idx[: spec.max_train]
-    test_n = test.images.shape[0] if spec.max_test is None else min(spec.max_test, test.images.shape[0])
+        idx = idx[subset_indices(len(idx), spec.max_train)]
+    test_idx = subset_indices(test.images.shape[0], spec.max_test)
     torch.manual_seed(spec.seed)
     model = copy.deepcopy(backbone.model).to(spec.device)
     for p in model.parameters():
@@ -112,10 +112,11 @@ def finetune_model(backbone: Backbone, spec: EvalSpec, train_idx: torch.Tensor |
     model.eval()
     correct = 0
     with torch.no_grad():
-        for start in range(0, test_n, 512):
-            x = normalize(test.images[start:min(start + 512, test_n)].to(spec.device), backbone.mean, backbone.std)
-            correct += (model(x).argmax(1).cpu() == test.labels[start:min(start + 512, test_n)]).sum().item()
-    return {"value": 100.0 * correct / test_n, "epochs": epochs, "n_train": len(idx), "n_test": test_n,
+        for start in range(0, len(test_idx), 512):
+            chunk = test_idx[start:start + 512]
+            x = normalize(test.images[chunk].to(spec.device), backbone.mean, backbone.std)
+            correct += (model(x).argmax(1).cpu() == test.labels[chunk]).sum().item()
+    return {"value": 100.0 * correct / len(test_idx), "epochs": epochs, "n_train": len(idx), "n_test": len(test_idx),
             "model": model}
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from training.data import get_dataset_spec, load_split
 
 from training.checkpoint import atomic_save
+from training.data import get_dataset_spec, load_split, subset_indices
 from training.evaluate.source import Backbone
 from training.features import extract_features, knn_accuracy
 
@@ -78,10 +78,6 @@ def _cache_root(spec: EvalSpec) -> Path:
     return Path(spec.cache_dir or os.environ.get("RR_CACHE_DIR") or Path.home() / ".cache" / "rr_zoo") / "features"
 
 
-def _subset(n: int, cap: int | None) -> slice:
-    return slice(0, n if cap is None else min(n, cap))
-
-
 def cached_features(backbone: Backbone, spec: EvalSpec, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Features and labels of a split, computed once and cached on disk.
 
@@ -89,8 +85,8 @@ def cached_features(backbone: Backbone, spec: EvalSpec, split: str) -> tuple[tor
     """
     data = load_split(spec.dataset, split, root=spec.data_root)
     cap = spec.max_train if split == spec.train_split else spec.max_test
-    sl = _subset(data.images.shape[0], cap)
-    key = json.dumps([backbone.digest, spec.dataset, split, sl.stop, backbone.mean, backbone.std,
+    sl = subset_indices(data.images.shape[0], cap)
+    key = json.dumps([backbone.digest, spec.dataset, split, len(sl), "subset-v2", backbone.mean, backbone.std,
                       tuple(data.images.shape[1:])])
     path = _cache_root(spec) / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.pt"
     if path.is_file():
@@ -146,7 +142,8 @@ def linear(backbone: Backbone, spec: EvalSpec) -> dict[str, Any]:
         acc = 100.0 * (clf(test_x).argmax(1) == test_y).float().mean().item()
         train_acc = 100.0 * (clf(train_x).argmax(1) == train_y).float().mean().item()
     return {"value": acc, "train_accuracy": train_acc, "epochs": epochs, "n_train": len(train_y),
-            "n_test": len(test_y), "classifier_seconds": round(time.perf_counter() - t0, 2)}
+            "n_test": len(test_y), "classifier_seconds": round(time.perf_counter() - t0, 2),
+            "metric_name": f"top-1 test accuracy of a linear classifier on frozen features ({epochs} epochs)"}
 
 
 @protocol("knn")
@@ -155,7 +152,8 @@ def knn(backbone: Backbone, spec: EvalSpec) -> dict[str, Any]:
     train_x, train_y = _labelled(*cached_features(backbone, spec, spec.train_split), spec.train_split)
     test_x, test_y = _labelled(*cached_features(backbone, spec, spec.test_split), spec.test_split)
     acc = knn_accuracy(train_x, train_y, test_x, test_y, k=spec.knn_k, temperature=spec.knn_temperature)
-    return {"value": acc, "k": spec.knn_k, "temperature": spec.knn_temperature}
+    return {"value": acc, "k": spec.knn_k, "temperature": spec.knn_temperature,
+            "metric_name": f"weighted cosine {spec.knn_k}-NN accuracy (temperature {spec.knn_temperature})"}
 
 
 @protocol("transfer")
@@ -205,8 +203,10 @@ def retrieval(backbone: Backbone, spec: EvalSpec) -> dict[str, Any]:
     neighbours = torch.cat(first_neighbours)
     out = Path(spec.out)
     png = _retrieval_grid(backbone, spec, neighbours, out / f"retrieval_{spec.dataset}.png")
-    return {"value": 100.0 * torch.cat(topk_hits).mean().item(), "k": k,
-            "mAP": 100.0 * torch.cat(aps).mean().item(), "png": str(png)}
+    m_ap = 100.0 * torch.cat(aps).mean().item()
+    return {"value": 100.0 * torch.cat(topk_hits).mean().item(), "k": k, "mAP": m_ap, "png": str(png),
+            "metric_name": f"precision@{k}: share of the {k} nearest training images of the query's class "
+                           f"(mAP {m_ap:.2f})"}
 
 
 def _retrieval_grid(backbone: Backbone, spec: EvalSpec, neighbours: torch.Tensor, path: Path,
@@ -218,6 +218,9 @@ def _retrieval_grid(backbone: Backbone, spec: EvalSpec, neighbours: torch.Tensor
 
     train = load_split(spec.dataset, spec.train_split, root=spec.data_root)
     test = load_split(spec.dataset, spec.test_split, root=spec.data_root)
+    # neighbours and queries index the (possibly capped) subsets the features were computed on
+    train_at = subset_indices(train.images.shape[0], spec.max_train)
+    test_at = subset_indices(test.images.shape[0], spec.max_test)
     gen = torch.Generator().manual_seed(spec.seed)
     queries = torch.randperm(neighbours.shape[0], generator=gen)[:n_queries].tolist()  # not cherry-picked
     k = neighbours.shape[1]
@@ -236,11 +239,11 @@ def _retrieval_grid(backbone: Backbone, spec: EvalSpec, neighbours: torch.Tensor
 
     classes = train.classes
     for row, q in enumerate(queries):
-        qy = int(test.labels[q])
-        show(axes[row, 0], test.images[q], f"query: {classes[qy]}")
+        qy = int(test.labels[test_at[q]])
+        show(axes[row, 0], test.images[test_at[q]], f"query: {classes[qy]}")
         for col, j in enumerate(neighbours[q].tolist()):
-            y = int(train.labels[j])
-            show(axes[row, col + 1], train.images[j], classes[y], ok=y == qy)
+            y = int(train.labels[train_at[j]])
+            show(axes[row, col + 1], train.images[train_at[j]], classes[y], ok=y == qy)
     fig.suptitle(f"{backbone.label}: top-{k} cosine neighbours (green = same class)", fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ class Backbone:
     digest: str         # sha256 over the state dict (cache key)
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    baseline: str | None = None  # "random_init" / "supervised" for the paper's bounds, None otherwise
 
 
 def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
@@ -73,5 +74,8 @@ def load_backbone(entry: str | None = None, weights: str | None = None, seed: in
         label = f"weights {weights}"
     model.eval()
     pre = zoo_entry.preprocessing
+    baseline = "random_init" if weights == "random" else None
+    if ckpt is not None and ckpt["recipe"].get("loss") == "supervised":
+        baseline = "supervised"
     return Backbone(model, zoo_entry, label, state_dict_digest(model.state_dict()),
-                    tuple(pre["mean"]), tuple(pre["std"]))
+                    tuple(pre["mean"]), tuple(pre["std"]), baseline)

@@ -1,0 +1,123 @@
+"""Where a set of weights came from: the command, code commit, library versions, hardware, wall time.
+
+``pretrain`` stores :func:`environment` in every checkpoint (kept across resumes) and
+accumulates the training wall time; ``export`` turns a checkpoint into the
+provenance record that the model card and ``weights_manifest.json`` carry
+(:func:`run_provenance`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# run options that change how a run executes but not what it computes are left out of the command
+_OPTION_FLAGS = {"num_threads": "--threads", "device": "--device", "precision": "--precision",
+                 "data_root": "--data-root", "steps_per_epoch": "--steps-per-epoch", "knn_every": "--knn-every"}
+
+
+def code_commit(root: Path = REPO_ROOT) -> str:
+    """The checkout's git commit (``-dirty`` when tracked files differ from it), or "unknown"."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that determine the numbers."""
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "torchvision", "timm", "safetensors", "numpy", "rr-zoo"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return versions
+
+
+def hardware(device: str = "cpu", threads: int | None = None) -> str:
+    """One line naming the processor (or GPU) and the threads used."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {threads or torch.get_num_threads()} torch thread(s)"
+
+
+def environment(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
+    """What a checkpoint records about the machine and code that started the run."""
+    return {"code_commit": code_commit(), "versions": library_versions(), "hardware": hardware(device, threads),
+            "date": datetime.date.today().isoformat()}
+
+
+def pretrain_command(recipe: dict[str, Any], options: dict[str, Any]) -> str:
+    """The explicit ``python -m training pretrain`` command (every recipe field as a flag) of a run."""
+    from training.cli import RECIPE_FLAGS
+
+    argv = ["pretrain", "--entry", recipe["entry"]]
+    for flag, (name, _) in RECIPE_FLAGS.items():
+        if recipe.get(name) is not None:
+            argv += [flag, str(recipe[name])]
+    for name, flag in _OPTION_FLAGS.items():
+        value = options.get(name)
+        if value not in (None, False, 0, "fp32", "cpu"):
+            argv += [flag, str(value)]
+    if options.get("out"):
+        argv += ["--out", str(options["out"])]
+    return "python -m training " + shlex.join(argv)
+
+
+def wall_time_s(log_path: Path) -> float | None:
+    """Training wall time: the sum of the per-epoch seconds in a run's log.jsonl."""
+    if not log_path.is_file():
+        return None
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    return round(sum(r.get("seconds", 0.0) for r in rows), 1) or None
+
+
+def run_provenance(ckpt: dict[str, Any], run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Provenance record of a pretraining checkpoint (``overrides`` win, e.g. a hardware note).
+
+    Args:
+        ckpt: Loaded ``checkpoint.pt``.
+        run_dir: Its run folder (for log.jsonl).
+        overrides: Fields to set explicitly.
+
+    Returns:
+        Dict with command, code_commit, versions, hardware, wall_time_s, date, recipe.
+    """
+    env = ckpt.get("environment") or {}
+    options = ckpt.get("options") or {}
+    record = {
+        "command": pretrain_command(ckpt["recipe"], options),
+        "code_commit": env.get("code_commit", "unknown"),
+        "versions": env.get("versions") or library_versions(),
+        "hardware": env.get("hardware") or hardware(options.get("device", "cpu"), options.get("num_threads")),
+        "wall_time_s": ckpt.get("train_seconds") or wall_time_s(run_dir / "log.jsonl"),
+        "date": env.get("date") or datetime.date.today().isoformat(),
+        "recipe": {k: v for k, v in ckpt["recipe"].items() if k not in ("entry",)},
+        "epochs_trained": ckpt.get("epoch"),
+    }
+    record.update(overrides or {})
+    return record
