@@ -41,8 +41,8 @@ def library_versions() -> dict[str, str]:
     """Versions of Python and the libraries that determine the numbers."""
     import importlib.metadata as md
 
-    versions = {"python": platform.python_version()}
-    for name in ("torch", "torchvision", "timm", "safetensors", "numpy", "rr-zoo"):
+    versions = {"python": platform.python_version(), "torch": str(torch.__version__)}  # with its build (+cpu, +cu130)
+    for name in ("torchvision", "timm", "safetensors", "numpy", "rr-zoo"):
         try:
             versions[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -72,7 +72,10 @@ def environment(device: str = "cpu", threads: int | None = None) -> dict[str, An
 
 
 def pretrain_command(recipe: dict[str, Any], options: dict[str, Any]) -> str:
-    """The explicit ``python -m training pretrain`` command (every recipe field as a flag) of a run."""
+    """The explicit ``python -m training pretrain`` command (every recipe field as a flag) of a run.
+
+    ``--out`` is left to the user (the default is ``runs/<entry>-s<seed>``).
+    """
     from training.cli import RECIPE_FLAGS
 
     argv = ["pretrain", "--entry", recipe["entry"]]
@@ -83,8 +86,6 @@ def pretrain_command(recipe: dict[str, Any], options: dict[str, Any]) -> str:
         value = options.get(name)
         if value not in (None, False, 0, "fp32", "cpu"):
             argv += [flag, str(value)]
-    if options.get("out"):
-        argv += ["--out", str(options["out"])]
     return "python -m training " + shlex.join(argv)
 
 
