@@ -204,6 +204,9 @@ def test_bounds_are_marked_as_baselines(run_dir, tmp_path):
                           "--epochs", "1", "--max-train", "128", "--out", str(sup)]) == 0
     result, _ = _evaluate_ckpt(sup / "checkpoint.pt", tmp_path)
     assert result["metric"]["baseline"] == "supervised"
+    train_cmd, eval_cmd = result["metric"]["command"].split(" && ")  # the bound is trained by its own command
+    assert train_cmd.startswith("python -m training supervised --entry rr_conv4_cifar10") and "--epochs 1" in train_cmd
+    assert eval_cmd.startswith("python -m training evaluate knn --weights")
 
 
 def test_export_records_provenance_that_reruns(run_dir, tmp_path):
@@ -213,8 +216,11 @@ def test_export_records_provenance_that_reruns(run_dir, tmp_path):
     out = tmp_path / "export"
     knn, _ = _evaluate("knn", run_dir, tmp_path)
     metrics_file = tmp_path / "eval" / "knn_cifar10_jpeg.json"
+    figure = tmp_path / "tsne_demo.png"
+    figure.write_bytes((run_dir / "curves.png").read_bytes())
     assert training_main(["export", "--checkpoint", str(run_dir / "checkpoint.pt"), "--out", str(out),
-                          "--metrics", str(metrics_file)]) == 0
+                          "--metrics", str(metrics_file), "--figures", str(figure)]) == 0
+    assert (out / "tsne_demo.png").read_bytes() == figure.read_bytes()
     section = json.loads((out / "config.json").read_text())["rr_zoo"]
     prov = section["provenance"]
     assert section["metrics"] == [knn["metric"]]
@@ -224,7 +230,7 @@ def test_export_records_provenance_that_reruns(run_dir, tmp_path):
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert recipe_from_args(args).to_dict() == ckpt["recipe"]  # the command re-creates the exact recipe
     card = (out / "README.md").read_text()
-    assert prov["command"] in card and knn["metric"]["command"] in card
+    assert prov["command"] in card and knn["metric"]["command"] in card and "![tsne_demo.png](tsne_demo.png)" in card
 
 
 def test_check_uses_the_published_metric(run_dir, tmp_path, monkeypatch):

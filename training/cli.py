@@ -158,6 +158,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def _metric_record(args: argparse.Namespace, summary: dict, baseline: str | None) -> dict:
     """The manifest/model-card metric of an evaluation, with the command that reproduces it."""
+    from pathlib import Path
+
     argv = ["evaluate", args.protocol]
     if args.entry:
         argv += ["--entry", args.entry]
@@ -168,9 +170,17 @@ def _metric_record(args: argparse.Namespace, summary: dict, baseline: str | None
         if getattr(args, flag) is not None:
             argv += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
     first = summary["runs"][0]
+    command = "python -m training " + shlex.join(argv)
+    if baseline == "supervised":  # the bound's checkpoint is made by its own command: record both
+        from training.checkpoint import load_checkpoint
+
+        r = load_checkpoint(args.weights)["recipe"]
+        train = ["supervised", "--entry", summary["entry"], "--dataset", r["dataset"], "--epochs", str(r["epochs"]),
+                 "--seed", str(r["seed"]), "--out", str(Path(args.weights).parent)]
+        command = "python -m training " + shlex.join(train) + " && " + command
     record = {"task": args.protocol, "dataset": summary["dataset"], "value": round(summary["value"], 2),
               "std": None if summary["std"] is None else round(summary["std"], 2), "seeds": summary["seeds"],
-              "command": "python -m training " + shlex.join(argv), "unit": "%"}
+              "command": command, "unit": "%"}
     if first.get("metric_name"):
         record["note"] = first["metric_name"]
     if baseline:
@@ -265,6 +275,7 @@ def _export_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--entry", default=None, help="zoo entry (default: the checkpoint's)")
     p.add_argument("--out", required=True, help="folder to write (atomically)")
     p.add_argument("--metrics", nargs="*", default=[], help="evaluate JSON files to include")
+    p.add_argument("--figures", nargs="*", default=[], help="PNG files to include (t-SNE, retrieval grid)")
     p.add_argument("--provenance", default=None,
                    help="JSON file of provenance fields to set (the rest comes from the checkpoint)")
     p.set_defaults(fn=_run_export)
@@ -277,7 +288,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
     metrics = [m for path in args.metrics for m in export_metrics_from(path)]
     provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
-    out = export_checkpoint(args.checkpoint, args.out, args.entry, metrics, provenance)
+    out = export_checkpoint(args.checkpoint, args.out, args.entry, metrics, provenance, args.figures)
     print(f"wrote {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
     return 0
 

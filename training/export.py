@@ -17,7 +17,7 @@ def _yaml_list(items: list[str]) -> str:
 
 
 def model_card(entry: ZooEntry, recipe: dict[str, Any], metrics: list[dict[str, Any]],
-               provenance: dict[str, Any]) -> str:
+               provenance: dict[str, Any], figures: tuple[str, ...] = ()) -> str:
     """Model card (README.md) with Hub YAML metadata, usage, recipe, metrics with their commands."""
     index = ""
     if metrics:
@@ -26,12 +26,15 @@ def model_card(entry: ZooEntry, recipe: dict[str, Any], metrics: list[dict[str, 
             f"\n        dataset:\n          name: {m['dataset']}\n          type: {m['dataset']}"
             f"\n        metrics:\n          - type: accuracy\n            value: {m['value']}"
             f"\n            name: {m['task']} accuracy ({m['dataset']})"
-            for m in metrics)
+            for m in metrics if not m.get("baseline"))
         index = f"\nmodel-index:\n  - name: {entry.name}\n    results:{results}"
     def fmt(m: dict[str, Any]) -> str:
         std = f" ± {m['std']:.2f}" if m.get("std") is not None else ""
-        return f"| {m['task']} | {m['dataset']} | {m['value']:.2f}{std} | `{m['command']}` |"
+        bound = f" ({m['baseline'].replace('_', ' ')} bound, same backbone)" if m.get("baseline") else ""
+        task = m["task"] + bound
+        return f"| {task} | {m['dataset']} | {m['value']:.2f}{std} | `{m['command']}` |"
 
+    images = "".join(f"\n![{name}]({name})\n" for name in ("curves.png", *figures))
     rows = "\n".join(fmt(m) for m in metrics) or "| – | – | – | not evaluated yet |"
     paper = "\n".join(f"- {p['task']} on {p['dataset']}: {p['value']} ({p['source']})" for p in entry.paper_results)
     return f"""---
@@ -77,11 +80,12 @@ hardware {provenance.get('hardware', 'n/a')}, wall time {provenance.get('wall_ti
 
 Paper, same backbone and dataset (paper-scale recipe):
 {paper or '- (not reported in the paper)'}
-"""
+{images}"""
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str | None = None,
-                      metrics: list[dict[str, Any]] | None = None, provenance: dict[str, Any] | None = None) -> Path:
+                      metrics: list[dict[str, Any]] | None = None, provenance: dict[str, Any] | None = None,
+                      figures: list[str | Path] | None = None) -> Path:
     """Write an export folder from a pretraining checkpoint.
 
     Args:
@@ -91,6 +95,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
         metrics: Evaluated metrics to put in the card and config (each with its command).
         provenance: Provenance fields to set explicitly; the rest (command, code commit, versions,
             hardware, wall time, recipe) is taken from the checkpoint and its run folder.
+        figures: PNG files (e.g. t-SNE, retrieval grid) to include and show in the card.
 
     Returns:
         The folder.
@@ -101,8 +106,12 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
         raise ValueError(f"checkpoint is a {ckpt['architecture']} but {entry.name} is a {entry.architecture}")
     run_dir = Path(checkpoint).parent
     provenance = run_provenance(ckpt, run_dir, provenance)
-    card = model_card(entry, ckpt["recipe"], metrics or [], provenance)
-    extra_files = {"README.md": card.encode()}
+    figures = [Path(f) for f in figures or []]
+    for f in figures:
+        if f.suffix != ".png" or not f.is_file():
+            raise FileNotFoundError(f"figure {f} is not a PNG file; pass the PNGs written by `evaluate`")
+    card = model_card(entry, ckpt["recipe"], metrics or [], provenance, tuple(f.name for f in figures))
+    extra_files = {"README.md": card.encode(), **{f.name: f.read_bytes() for f in figures}}
     for name in ("log.jsonl", "curves.png"):
         if (run_dir / name).is_file():
             extra_files[name] = (run_dir / name).read_bytes()
