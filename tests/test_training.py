@@ -167,6 +167,21 @@ def test_ddp_gloo_matches_single_process(tmp_path):
         torch.testing.assert_close(ddp["grads"][k], single["grads"][k], atol=1e-5, rtol=1e-4)
 
 
+def test_torchrun_pretrain_end_to_end(tmp_path, shared_data):
+    """The real loop under torchrun (2 CPU processes, gloo): rank-0 log and checkpoint with both RNG states."""
+    out = tmp_path / "ddp_run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
+           "-m", "training", "pretrain", "--entry", "rr_conv4_cifar10", *TINY, "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]  # written once (rank 0), not once per process
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["world_size"] == 2 and len(ckpt["rng"]["aug"]) == 2 and ckpt["epoch"] == 2
+    assert not torch.equal(ckpt["rng"]["aug"][0], ckpt["rng"]["aug"][1])  # ranks draw different views
+
+
 def test_recipe_is_frozen():
     r = recipe_for_entry("rr_conv4_cifar10")
     import dataclasses
