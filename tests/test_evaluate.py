@@ -252,3 +252,31 @@ def test_check_uses_the_published_metric(run_dir, tmp_path, monkeypatch):
             assert training_main(base) == expected_code  # dataset and seeds come from the published metric
     finally:
         load_manifest.cache_clear()
+
+
+def test_fast_linear_classifier_matches_autograd_adam():
+    """train_linear writes out the gradient and Adam step; it must equal nn.Linear + cross-entropy + Adam."""
+    import torch.nn.functional as F
+
+    from training.evaluate.protocols import train_linear
+
+    def reference(x, y, classes, epochs, batch, lr, seed):
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        clf = torch.nn.Linear(x.shape[1], classes)
+        opt = torch.optim.Adam(clf.parameters(), lr=lr)
+        for _ in range(epochs):
+            perm = torch.randperm(x.shape[0], generator=gen)
+            for start in range(0, x.shape[0], batch):
+                idx = perm[start:start + batch]
+                opt.zero_grad()
+                F.cross_entropy(clf(x[idx]), y[idx]).backward()
+                opt.step()
+        return clf
+
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(700, 16, generator=gen), torch.randint(0, 5, (700,), generator=gen)
+    ours, ref = train_linear(x, y, 5, 4, 128, 1e-2, 1), reference(x, y, 5, 4, 128, 1e-2, 1)
+    torch.testing.assert_close(ours.weight, ref.weight, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(ours.bias, ref.bias, atol=1e-6, rtol=1e-5)
+    assert not torch.equal(ours.weight, torch.nn.Linear(16, 5).weight)

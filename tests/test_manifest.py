@@ -131,3 +131,28 @@ def test_results_table_lists_every_published_number_with_its_command():
         for m in entry.metrics:
             if m["dataset"] == entry.provenance["recipe"]["dataset"] and m["task"] in ("linear", "knn", "retrieval"):
                 assert m["command"] in table and f"{m['value']:.2f}" in table
+
+
+BUNDLED = [n for n in MANIFEST.names(published_only=True) if any(f.bundled for f in MANIFEST.get(n).files)]
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_entry_loads_offline_everywhere(name, repo_root, monkeypatch):
+    """A fresh install has these weights: timm, torch.hub (local) and rr_zoo agree, with no network."""
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: any download attempt fails
+    entry = MANIFEST.get(name)
+    backbone_file = next(f for f in entry.files if f.role == "backbone")
+    reference = build_backbone(entry.architecture, in_chans=entry.in_chans).eval()
+    reference.load_state_dict(load_file(entry.bundled_dir / backbone_file.name))
+    x = torch.randn(3, *entry.preprocessing["input_size"], generator=torch.Generator().manual_seed(0))
+    models = {"timm": timm.create_model(name, pretrained=True),
+              "hub": torch.hub.load(str(repo_root), name, source="local"),
+              "rr_zoo": rr_zoo.create_model(name, pretrained=True)}
+    with torch.no_grad():
+        expected = reference(x)
+        for how, model in models.items():
+            assert not any(p.requires_grad for p in model.parameters()), how
+            assert torch.equal(model(x), expected), how
