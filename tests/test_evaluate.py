@@ -66,7 +66,7 @@ def test_random_init_bound_is_worse_than_trained(run_dir, tmp_path):
     code = training_main(["evaluate", "knn", "--entry", "rr_conv4_cifar10", "--weights", "random",
                           "--out", str(tmp_path / "rand"), *SMALL])
     assert code == 0
-    rand = json.loads((tmp_path / "rand" / "knn_cifar10_jpeg.json").read_text())
+    rand = json.loads((tmp_path / "rand" / "knn_cifar10_jpeg_random_init.json").read_text())
     assert rand["source"].startswith("random init")
 
 
@@ -148,7 +148,7 @@ def test_supervised_bound_checkpoint_is_evaluable(tmp_path):
 def _evaluate_ckpt(ckpt, tmp_path):
     out = tmp_path / "eval_sup"
     assert training_main(["evaluate", "knn", "--weights", str(ckpt), "--out", str(out), *SMALL]) == 0
-    return json.loads((out / "knn_cifar10_jpeg.json").read_text()), out
+    return json.loads((out / "knn_cifar10_jpeg_supervised.json").read_text()), out
 
 
 def test_check_compares_with_the_manifest(run_dir, tmp_path, capsys):
@@ -198,7 +198,8 @@ def test_bounds_are_marked_as_baselines(run_dir, tmp_path):
     code = training_main(["evaluate", "knn", "--entry", "rr_conv4_cifar10", "--weights", "random",
                           "--out", str(tmp_path / "rand"), *SMALL])
     assert code == 0
-    assert json.loads((tmp_path / "rand" / "knn_cifar10_jpeg.json").read_text())["metric"]["baseline"] == "random_init"
+    rand = json.loads((tmp_path / "rand" / "knn_cifar10_jpeg_random_init.json").read_text())
+    assert rand["metric"]["baseline"] == "random_init"
     sup = tmp_path / "sup"
     assert training_main(["supervised", "--entry", "rr_conv4_cifar10", "--dataset", "cifar10_jpeg",
                           "--epochs", "1", "--max-train", "128", "--out", str(sup)]) == 0

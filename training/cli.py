@@ -142,7 +142,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                "std": statistics.stdev(values) if len(values) > 1 else None}
     if values:
         summary["metric"] = _metric_record(args, summary, backbone.baseline)
-    path = atomic_write_text(f"{out}/{args.protocol}_{dataset}.json", json.dumps(summary, indent=2) + "\n")
+    suffix = f"_{backbone.baseline}" if backbone.baseline else ""  # bounds never overwrite the entry's result
+    path = atomic_write_text(f"{out}/{args.protocol}_{dataset}{suffix}.json", json.dumps(summary, indent=2) + "\n")
     std = f" ± {summary['std']:.2f}" if summary["std"] is not None else ""
     value = f"{summary['value']:.2f}{std}" if values else "(figure only)"
     print(f"| protocol | dataset | source | seeds | accuracy (%) |\n|---|---|---|---|---|\n"
