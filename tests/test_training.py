@@ -236,3 +236,10 @@ def test_k_sweep_runs_resumes_and_plots(tmp_path, shared_data, monkeypatch):
     assert training_main(argv) == 0  # finished runs are not retrained
     assert (tmp_path / "sweep" / "k2" / "checkpoint.pt").stat().st_mtime_ns == stamp
     assert training_main([*argv[:-2], "--ks", "1", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_readme_k_sweep_table_matches_its_json(repo_root):
+    from training.ksweep import format_k_sweep
+
+    summary = json.loads((repo_root / "docs" / "results" / "ksweep_conv4_cifar10_jpeg.json").read_text())
+    assert format_k_sweep(summary) in (repo_root / "README.md").read_text()

@@ -115,7 +115,8 @@ def run_provenance(ckpt: dict[str, Any], run_dir: Path, overrides: dict[str, Any
         "code_commit": env.get("code_commit", "unknown"),
         "versions": env.get("versions") or library_versions(),
         "hardware": env.get("hardware") or hardware(options.get("device", "cpu"), options.get("num_threads")),
-        "wall_time_s": ckpt.get("train_seconds") or wall_time_s(run_dir / "log.jsonl"),
+        "wall_time_s": (round(ckpt["train_seconds"], 1) if ckpt.get("train_seconds")
+                        else wall_time_s(run_dir / "log.jsonl")),
         "date": env.get("date") or datetime.date.today().isoformat(),
         "recipe": {k: v for k, v in ckpt["recipe"].items() if k not in ("entry",)},
         "epochs_trained": ckpt.get("epoch"),
