@@ -119,7 +119,9 @@ def write_export_folder(out_dir: str | os.PathLike, entry: ZooEntry, backbone: d
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        meta = {"format": "pt", "entry": entry.name}
+        # one metadata key: safetensors writes its metadata map in arbitrary order, and the files must be
+        # byte-reproducible (same weights -> same sha256); the entry is named in config.json
+        meta = {"format": "pt"}
         save_file(backbone, str(tmp / "model.safetensors"), metadata=meta)
         save_file(relation, str(tmp / "relation_head.safetensors"), metadata=meta)
         files = [file_record(tmp / "model.safetensors", "backbone"),

@@ -281,3 +281,12 @@ def test_fast_linear_classifier_matches_autograd_adam():
     torch.testing.assert_close(ours.weight, ref.weight, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(ours.bias, ref.bias, atol=1e-6, rtol=1e-5)
     assert not torch.equal(ours.weight, torch.nn.Linear(16, 5).weight)
+
+
+def test_export_is_byte_reproducible(run_dir, tmp_path):
+    """Exporting the same checkpoint twice gives the same weight files (same sha256 in the manifest)."""
+    for name in ("a", "b"):
+        assert training_main(["export", "--checkpoint", str(run_dir / "checkpoint.pt"), "--out",
+                              str(tmp_path / name)]) == 0
+    for f in ("model.safetensors", "relation_head.safetensors"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()

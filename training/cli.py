@@ -178,6 +178,8 @@ def _metric_record(args: argparse.Namespace, summary: dict, baseline: str | None
         r = load_checkpoint(args.weights)["recipe"]
         train = ["supervised", "--entry", summary["entry"], "--dataset", r["dataset"], "--epochs", str(r["epochs"]),
                  "--seed", str(r["seed"]), "--out", str(Path(args.weights).parent)]
+        if args.data_root is not None:
+            train += ["--data-root", args.data_root]
         command = "python -m training " + shlex.join(train) + " && " + command
     record = {"task": args.protocol, "dataset": summary["dataset"], "value": round(summary["value"], 2),
               "std": None if summary["std"] is None else round(summary["std"], 2), "seeds": summary["seeds"],
