@@ -35,6 +35,14 @@ RECIPE_FLAGS: dict[str, tuple[str, type]] = {
 assert {f for f, _ in RECIPE_FLAGS.values()} == set(RECIPE_FIELDS) - {"entry", "optimizer"}
 
 
+def add_recipe_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One override flag per recipe field (default None: keep the manifest's), except the skipped fields."""
+    group = p.add_argument_group("recipe overrides (default: the entry's manifest recipe)")
+    for flag, (name, typ) in RECIPE_FLAGS.items():
+        if name not in skip:
+            group.add_argument(flag, dest=name, type=typ, default=None)
+
+
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The entry's manifest recipe with every given flag applied (validated)."""
     overrides = {name: getattr(args, name) for name, _ in RECIPE_FLAGS.values()}
@@ -54,9 +62,7 @@ def options_from_args(args: argparse.Namespace, recipe: Recipe) -> RunOptions:
 @command("pretrain", "relational-reasoning pretraining of a zoo entry (recipe from the manifest)")
 def _pretrain_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--entry", required=True, help="zoo entry whose recipe to use, e.g. rr_conv4_cifar10")
-    group = p.add_argument_group("recipe overrides (default: the entry's manifest recipe)")
-    for flag, (name, typ) in RECIPE_FLAGS.items():
-        group.add_argument(flag, dest=name, type=typ, default=None)
+    add_recipe_flags(p)
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--compile", action="store_true", help="torch.compile the backbone")
@@ -235,10 +241,7 @@ def _check_against_manifest(entry, protocol: str, dataset: str, value: float, to
 @command("ksweep", "linear accuracy vs views per image K at a fixed budget of views (a small Fig. 2b)")
 def _ksweep_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--entry", required=True, help="zoo entry whose recipe to use")
-    group = p.add_argument_group("recipe overrides (default: the entry's manifest recipe)")
-    for flag, (name, typ) in RECIPE_FLAGS.items():
-        if name not in ("k", "epochs"):
-            group.add_argument(flag, dest=name, type=typ, default=None)
+    add_recipe_flags(p, skip=("k", "epochs"))
     p.add_argument("--ks", type=int, nargs="+", default=[2, 4, 8, 16])
     p.add_argument("--views-budget", type=int, default=800_000, help="augmented images per run (all K alike)")
     p.add_argument("--eval-epochs", type=int, default=100, help="linear-classifier epochs")
