@@ -197,6 +197,12 @@ def _metric_record(args: argparse.Namespace, summary: dict, baseline: str | None
     return record
 
 
+def _own_metrics(entry, protocol: str, dataset: str | None = None) -> list[dict]:
+    """The entry's published metrics of a protocol (on a dataset, if given), bounds excluded."""
+    return [m for m in entry.metrics if m["task"] == protocol and not m.get("baseline")
+            and (dataset is None or m["dataset"] == dataset)]
+
+
 def _published_metric(args: argparse.Namespace) -> dict | None:
     """For --check: the entry's published metric for this protocol (and --dataset, if given)."""
     from rr_zoo.manifest import load_manifest
@@ -205,8 +211,7 @@ def _published_metric(args: argparse.Namespace) -> dict | None:
         print("--check needs --entry NAME")
         return None
     entry = load_manifest().get(args.entry)
-    found = [m for m in entry.metrics if m["task"] == args.protocol and not m.get("baseline")
-             and (args.dataset is None or m["dataset"] == args.dataset)]
+    found = _own_metrics(entry, args.protocol, args.dataset)
     if not found:
         print(f"--check: {entry.name} has no published {args.protocol} metric"
               + (f" on {args.dataset}" if args.dataset else ""))
@@ -224,8 +229,7 @@ def _default_eval_dataset(entry, weights) -> str:
 
 
 def _check_against_manifest(entry, protocol: str, dataset: str, value: float, tolerance: float) -> int:
-    published = [m for m in entry.metrics
-                 if m["task"] == protocol and m["dataset"] == dataset and not m.get("baseline")]
+    published = _own_metrics(entry, protocol, dataset)
     if not published:
         print(f"--check: {entry.name} has no published {protocol} metric on {dataset}")
         return 1
