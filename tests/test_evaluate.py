@@ -137,7 +137,7 @@ def test_publish_to_local_hub_then_load(run_dir, tmp_path, monkeypatch):
             load_manifest.cache_clear()
 
 
-def test_supervised_bound_checkpoint_is_evaluable(tmp_path):
+def test_supervised_bound_checkpoint_is_evaluable(tmp_path, shared_data):
     out = tmp_path / "sup"
     assert training_main(["supervised", "--entry", "rr_conv4_cifar10", "--dataset", "cifar10_jpeg",
                           "--epochs", "1", "--max-train", "256", "--out", str(out)]) == 0

@@ -69,7 +69,7 @@ def test_help_on_every_command(capsys):
         assert "usage" in capsys.readouterr().out
 
 
-def test_short_real_run_learns(tmp_path):
+def test_short_real_run_learns(tmp_path, shared_data):
     """Conv-4 on real CIFAR-10 images: loss falls, pair accuracy rises, files written."""
     out = tmp_path / "run"
     args = ["pretrain", "--entry", "rr_conv4_cifar10", "--dataset", "cifar10_4k", "--k", "4", "--batch-size", "32",
@@ -96,7 +96,7 @@ def _run(out: Path, extra=()):
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, shared_data):
     reference = _run(tmp_path / "ref")
     assert reference.wait(timeout=300) == 0, reference.stdout.read()
     victim = _run(tmp_path / "killed")
@@ -124,7 +124,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
     assert [r["loss"] for r in ref_log] == [r["loss"] for r in got_log]
 
 
-def test_sigint_saves_and_exits_cleanly(tmp_path):
+def test_sigint_saves_and_exits_cleanly(tmp_path, shared_data):
     proc = _run(tmp_path / "int", extra=["--steps-per-epoch", "200", "--epochs", "1"])
     ckpt = tmp_path / "int" / "checkpoint.pt"
     deadline = time.time() + 120
@@ -136,7 +136,7 @@ def test_sigint_saves_and_exits_cleanly(tmp_path):
     assert state["saved_because"] == "signal" and state["epoch"] == 0
 
 
-def test_resume_refuses_a_different_recipe(tmp_path, capsys):
+def test_resume_refuses_a_different_recipe(tmp_path, capsys, shared_data):
     out = tmp_path / "r"
     assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", *TINY, "--epochs", "1", "--out", str(out)]) == 0
     assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", *TINY, "--k", "4", "--out", str(out),
@@ -201,7 +201,7 @@ def test_online_knn_is_logged(tmp_path, shared_data):
 
 
 @pytest.mark.slow
-def test_compiled_run_matches_eager_loss(tmp_path):
+def test_compiled_run_matches_eager_loss(tmp_path, shared_data):
     """--compile (torch.compile of the backbone) trains and logs like eager mode."""
     for name, extra in (("eager", []), ("compiled", ["--compile"])):
         assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", *TINY, "--epochs", "1",
