@@ -262,7 +262,7 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
 
     epoch, step_in_epoch, global_step = 0, 0, 0
     acc = _new_accumulator()
-    env = environment(device, opts.num_threads) if rank == 0 else {}
+    env: dict[str, Any] = {}  # provenance of the run's start (rank 0), kept across resumes
     train_seconds = 0.0  # wall time of training steps, summed over resumes
     ckpt_path = out / CHECKPOINT
     if opts.resume:
@@ -277,12 +277,14 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
             scaler.load_state_dict(ckpt["scaler"])
         epoch, step_in_epoch, global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
         acc = dict(ckpt["accumulator"])
-        env = ckpt.get("environment") or env  # provenance of the run's start survives resumes
+        env = ckpt.get("environment") or {}
         train_seconds = ckpt.get("train_seconds", 0.0)
         aug_gen.set_state(ckpt["rng"]["aug"][rank].to(aug_gen.get_state().device))
         torch.set_rng_state(ckpt["rng"]["torch"])
     elif rank == 0:
         (out / LOG).unlink(missing_ok=True)
+    if rank == 0 and not env:
+        env = environment(device, opts.num_threads)
     if opts.compile:
         model.backbone.compile()  # in place: state-dict keys unchanged
     model_fwd = nn.parallel.DistributedDataParallel(model) if world > 1 else model
