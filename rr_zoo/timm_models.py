@@ -4,48 +4,80 @@ Importing this module registers, for every architecture, a timm model
 ``<arch>_rr`` whose pretrained tags are the manifest entries (``resnet32_rr.cifar100``),
 and for every entry an alias model ``rr_<arch>_<dataset>`` with that entry's cfg.
 ``default_cfgs`` is generated here from the manifest; nothing is written twice.
+
+Pretrained loading goes through timm's builder (``build_model_with_cfg``): timm
+adapts the first convolution to another ``in_chans``, drops or keeps the
+classifier, applies :func:`checkpoint_filter_fn` and loads the state dict. Before
+timm reads anything, the weight file is resolved and its sha256 verified here
+(manifest entry, explicit file, export folder or Hub repo), and timm is handed the
+verified local file.
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 from torch import nn
 
-from rr_zoo.errors import CheckpointFormatError
+from rr_zoo.errors import CheckpointFormatError, UnpublishedWeightsError, WeightsHashError
+from rr_zoo.export_format import CONFIG_FILE
 from rr_zoo.manifest import ZooEntry, load_manifest
 from rr_zoo.models import ARCHITECTURES, get_architecture
-from rr_zoo.weights import download_from_hub, load_entry_state_dict, load_safetensors, verify_file
+from rr_zoo.models.base import freeze_batchnorm
+from rr_zoo.weights import (
+    require_safetensors,
+    verified_entry_file,
+    verified_export_file,
+    verified_hub_export_file,
+    verify_file,
+)
 
 _MANIFEST = load_manifest()  # registration; weight lookups re-read load_manifest()
-FIRST_CONV = {"conv4": "layer1.conv"}  # others: "conv1"
+PAPER_NAME = "Self-Supervised Relational Reasoning for Representation Learning"
+ORIGIN_URL = "https://github.com/mpatacchiola/self-supervised-relational-reasoning"
 
 
-def pretrained_cfg(entry: ZooEntry) -> dict[str, Any]:
-    """timm pretrained cfg of a zoo entry (preprocessing, licence, Hub id when published)."""
-    pre = entry.preprocessing
+@functools.cache
+def pool_size(architecture: str, input_size: tuple[int, int, int]) -> tuple[int, int]:
+    """Spatial size of ``forward_features`` at ``input_size`` (shape-only pass on the meta device)."""
+    model = get_architecture(architecture).builder(in_chans=input_size[0], device="meta")
+    return tuple(model.forward_features(torch.empty(1, *input_size, device="meta")).shape[-2:])
+
+
+def pretrained_cfg(entry: ZooEntry, preprocessing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """timm pretrained cfg of a zoo entry (preprocessing, pool size, licence, Hub id when published).
+
+    Args:
+        entry: The zoo entry.
+        preprocessing: Overrides of the entry's ``preprocessing`` (e.g. a user dataset's mean/std).
+    """
+    pre = {**entry.preprocessing, **(preprocessing or {})}
+    input_size = tuple(pre["input_size"])
     cfg = dict(
-        input_size=tuple(pre["input_size"]),
+        input_size=input_size,
         mean=tuple(pre["mean"]),
         std=tuple(pre["std"]),
         interpolation=pre["interpolation"],
         crop_pct=pre["crop_pct"],
+        pool_size=pool_size(entry.architecture, input_size),
         num_classes=0,
-        first_conv=FIRST_CONV.get(entry.architecture, "conv1"),
+        first_conv=get_architecture(entry.architecture).first_conv,
         classifier="fc",
         license=entry.license,
         paper_ids=entry.paper_ids,
-        paper_name="Self-Supervised Relational Reasoning for Representation Learning",
+        paper_name=PAPER_NAME,
         description=entry.description,
-        origin_url="https://github.com/mpatacchiola/self-supervised-relational-reasoning",
+        origin_url=ORIGIN_URL,
     )
     if entry.published:
-        cfg["hf_hub_id"] = entry.hub["repo_id"]
+        revision = entry.hub.get("revision")
+        cfg["hf_hub_id"] = entry.hub["repo_id"] + (f"@{revision}" if revision else "")
     return cfg
 
 
@@ -68,52 +100,84 @@ def _entry_for(cfg: dict[str, Any]) -> ZooEntry | None:
         return None
 
 
-def _hub_folder_state_dict(hub_id: str) -> dict[str, torch.Tensor]:
-    """Backbone weights of an exported folder on the Hub (``hf-hub:org/name[@rev]``), hash-checked."""
-    repo_id, _, revision = hub_id.partition("@")
-    config_path = download_from_hub(repo_id, "config.json", revision or None)
-    weights_path = download_from_hub(repo_id, "model.safetensors", revision or None)
-    return _verified_by_config(weights_path, config_path)
+def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[str, torch.Tensor]:
+    """timm ``filter_fn``: backbone tensors of a state dict, whatever wrapped them.
+
+    Accepts a plain backbone state dict, an original-repository or training checkpoint
+    dict (``{"backbone": ...}``), and DataParallel/DDP (``module.``) or
+    ``RelationalModel`` (``backbone.``) prefixes; relation-head tensors are dropped.
+    """
+    if isinstance(state_dict.get("backbone"), dict):
+        state_dict = state_dict["backbone"]
+    out = {}
+    for key, value in state_dict.items():
+        for prefix in ("module.", "backbone."):
+            key = key.removeprefix(prefix)
+        if key.startswith(("relation.", "head.")):
+            continue
+        out[key] = value
+    return out
 
 
-def _verified_by_config(weights_path: Path, config_path: Path) -> dict[str, torch.Tensor]:
-    files = json.loads(Path(config_path).read_text()).get("rr_zoo", {}).get("files", [])
-    record = next((f for f in files if f.get("role") == "backbone"), None)
-    if record is None:
-        raise CheckpointFormatError(
-            f"{config_path} lists no backbone file under rr_zoo.files; re-export the folder with "
-            "`python -m training export` so its weights can be verified."
-        )
-    verify_file(weights_path, record["sha256"], record.get("size"), what=str(config_path.parent))
-    return load_safetensors(weights_path)
+def verified_weights(cfg: dict[str, Any], sha256: str | None = None, cache_dir: str | None = None) -> Path | None:
+    """The sha256-verified local weight file a resolved pretrained cfg points at.
 
-
-def load_backbone_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
-    """Load backbone weights; only a new classifier (``fc.*``) may be missing.
+    Sources, in timm's order: ``hf-hub:`` names and ``local-dir:`` folders (verified
+    against the export's ``config.json``), an explicit ``file`` (verified against
+    ``sha256``, its folder's ``config.json`` or the manifest), the entry's bundled
+    copy or Hub file at the manifest's pinned revision, any other ``hf_hub_id``
+    holding an export folder. A ``state_dict`` given in memory is not a file and
+    is returned as None (nothing to verify).
 
     Raises:
-        CheckpointFormatError: unexpected or missing keys, or shape mismatches, named in the message.
+        UnpublishedWeightsError: an entry without weights and no file given.
+        WeightsHashError: a file whose expected hash is unknown or differs.
     """
-    try:
-        missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    except RuntimeError as exc:
-        raise CheckpointFormatError(
-            f"weights of {what} do not fit this model (did you change in_chans or the architecture?): {exc}"
-        ) from exc
-    missing = [k for k in missing if not k.startswith("fc.")]
-    if missing or unexpected:
-        raise CheckpointFormatError(
-            f"weights of {what} do not match the architecture: missing keys {missing[:5]}, "
-            f"unexpected keys {unexpected[:5]}"
+    source, file, hub_id = cfg.get("source") or "", cfg.get("file"), cfg.get("hf_hub_id")
+    if cfg.get("state_dict") is not None and source not in ("hf-hub", "local-dir"):
+        return None
+    if source == "hf-hub":
+        return verified_hub_export_file(hub_id, "backbone", cache_dir)
+    if source == "local-dir":
+        return verified_export_file(file, "backbone")
+    entry = _entry_for(cfg)
+    if entry is not None:
+        return verified_entry_file(entry, "backbone", file=file, sha256=sha256, cache_dir=cache_dir)
+    if file is not None:
+        path = Path(file)
+        if path.is_dir():
+            return verified_export_file(path, "backbone")
+        if sha256 is not None:
+            return verify_file(path, sha256, what=str(path))
+        if (path.parent / CONFIG_FILE).is_file():
+            return verified_export_file(path.parent, "backbone")
+        raise WeightsHashError(
+            f"no expected sha256 for {path}: pass sha256=... (the digest you trust), or load the export folder "
+            "written by `python -m training export` (its config.json records the hash)."
         )
+    if hub_id:
+        return verified_hub_export_file(hub_id, "backbone", cache_dir)
+    raise UnpublishedWeightsError(
+        f"{cfg.get('architecture')!r} has no zoo entry or weight file; pick a tag (e.g. "
+        f"{cfg.get('architecture')}.cifar10) or pass pretrained_cfg_overlay=dict(file=PATH)"
+    )
 
 
 def freeze(model: nn.Module) -> nn.Module:
-    """Eval mode and ``requires_grad=False`` for everything but a classifier ``fc`` with parameters."""
-    model.eval()
-    for name, param in model.named_parameters():
-        param.requires_grad_(name.startswith("fc.") and getattr(model, "num_classes", 0) > 0)
-    return model
+    """A frozen feature extractor: BatchNorm -> ``FrozenBatchNorm2d``, ``requires_grad=False``, eval mode.
+
+    (timm's ``freeze_batch_norm_2d`` idea; rr_zoo's :class:`~rr_zoo.models.base.FrozenBatchNorm2d`
+    keeps the state-dict keys and gives bit-identical features to the eval-mode model.)
+
+    ``model.train()`` cannot change a frozen model's statistics afterwards. A
+    classifier ``fc`` with parameters (``num_classes > 0``) stays trainable.
+    """
+    model = freeze_batchnorm(model)
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    head_params = {id(p) for p in head.parameters()} if head is not None and getattr(model, "num_classes", 0) else set()
+    for param in model.parameters():
+        param.requires_grad_(id(param) in head_params)
+    return model.eval()
 
 
 def _create(variant: str, arch: str, pretrained: bool = False, *, trainable: bool = False,
@@ -121,53 +185,70 @@ def _create(variant: str, arch: str, pretrained: bool = False, *, trainable: boo
     builder = get_architecture(arch).builder
     if kwargs.get("features_only"):
         # default: every stage timm knows of (timm assumes five otherwise)
-        n_stages = len(builder(in_chans=kwargs.get("in_chans", 3)).feature_info)
+        n_stages = len(builder(in_chans=kwargs.get("in_chans", 3), device="meta").feature_info)
         kwargs.setdefault("out_indices", tuple(range(n_stages)))
-    model = build_model_with_cfg(builder, variant, pretrained=False, **kwargs)
     if not pretrained:
-        return model
-    cfg = model.pretrained_cfg
-    entry = _entry_for(cfg)
-    source = cfg.get("source")
-    if source == "hf-hub":
-        state_dict, what = _hub_folder_state_dict(cfg["hf_hub_id"]), cfg["hf_hub_id"]
-    elif source == "local-dir":
-        folder = Path(cfg["file"])
-        state_dict, what = _verified_by_config(folder / "model.safetensors", folder / "config.json"), str(folder)
-    elif entry is not None:
-        state_dict = load_entry_state_dict(entry, "backbone", file=cfg.get("file"), sha256=sha256)
-        what = entry.name
-    else:
+        return build_model_with_cfg(builder, variant, pretrained=False,
+                                    pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+    cfg = resolve_pretrained_cfg(variant, kwargs.pop("pretrained_cfg", None),
+                                 kwargs.pop("pretrained_cfg_overlay", None)).to_dict()
+    path = verified_weights(cfg, sha256=sha256, cache_dir=kwargs.get("cache_dir"))
+    if path is not None:  # timm reads the verified local file (safetensors only: nothing is unpickled)
+        require_safetensors(path)
+        cfg.update(file=str(path), source="", state_dict=None)
+    try:
+        model = build_model_with_cfg(builder, variant, pretrained=True, pretrained_cfg=cfg,
+                                     pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+    except RuntimeError as exc:  # timm's load_state_dict: missing/unexpected keys, shape mismatch
         raise CheckpointFormatError(
-            f"{variant!r} has no zoo entry; pick a tag (e.g. {arch}_rr.cifar10) or pass a pretrained_cfg_overlay file"
-        )
-    load_backbone_weights(model, state_dict, what)
+            f"weights {path or '(state_dict)'} do not fit {variant!r} with the given arguments "
+            f"(architecture or in_chans mismatch?): {exc}"
+        ) from exc
     return model if trainable else freeze(model)
 
 
-def _make_entrypoint(fn_name: str, arch: str, doc: str):
-    def entrypoint(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-        return _create(fn_name, arch, pretrained=pretrained, **kwargs)
-
-    entrypoint.__name__ = entrypoint.__qualname__ = fn_name
-    entrypoint.__module__ = __name__
-    entrypoint.__doc__ = doc
-    setattr(sys.modules[__name__], fn_name, entrypoint)
-    return register_model(entrypoint)
+def _status_doc(entry: ZooEntry) -> str:
+    if entry.published:
+        return "Published: pretrained=True loads its sha256-verified weights."
+    return ("Unpublished: no weights yet, pretrained=True raises UnpublishedWeightsError (train it with "
+            "`python -m training pretrain`, or pass pretrained_cfg_overlay=dict(file=...)).")
 
 
 _ENTRY_DOC = """{description}
 
-Status: {status}. timm name ``{timm_name}``; input {input_size}, mean {mean}, std {std}.
+{status} timm name ``{timm_name}``; input {input_size}, mean {mean}, std {std}.
 
 Args:
-    pretrained: Load the entry's published weights (sha256-verified) and return a
-        frozen feature extractor (eval mode, ``requires_grad=False``).
-    trainable: With ``pretrained=True``, keep the model trainable (train mode, gradients on).
-    num_classes: 0 (default) returns pooled {num_features}-d features; n > 0 adds a linear head
-        (left trainable when the backbone is frozen).
-    pretrained_cfg_overlay: ``dict(file=PATH)`` loads a local safetensors file instead.
+    pretrained: Load the entry's weights (sha256-verified) and return a frozen feature
+        extractor (eval mode, FrozenBatchNorm2d, ``requires_grad=False``).
+    trainable: With ``pretrained=True``, return an ordinary trainable model instead.
+    sha256: Expected digest of a weight file given through ``pretrained_cfg_overlay``.
+    **kwargs: timm model kwargs: ``num_classes`` (0: pooled {num_features}-d features; n > 0 adds a linear
+        head, trainable even when the backbone is frozen), ``in_chans``, ``global_pool``, ``drop_rate``,
+        ``drop_path_rate``, ``drop_block_rate``, ``bn_momentum``, ``bn_eps``, ``features_only``, ``device``,
+        ``dtype``, ``pretrained_cfg_overlay=dict(file=PATH)``.
 """
+
+_SIGNATURE = inspect.Signature([
+    inspect.Parameter("pretrained", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=False, annotation=bool),
+    inspect.Parameter("trainable", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool),
+    inspect.Parameter("sha256", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | None"),
+    inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD, annotation=Any),
+], return_annotation=nn.Module)
+
+
+def _make_entrypoint(fn_name: str, arch: str, doc: str):
+    def entrypoint(pretrained: bool = False, *, trainable: bool = False, sha256: str | None = None,
+                   **kwargs: Any) -> nn.Module:
+        return _create(fn_name, arch, pretrained=pretrained, trainable=trainable, sha256=sha256, **kwargs)
+
+    entrypoint.__name__ = entrypoint.__qualname__ = fn_name
+    entrypoint.__module__ = __name__
+    entrypoint.__doc__ = doc
+    entrypoint.__signature__ = _SIGNATURE
+    setattr(sys.modules[__name__], fn_name, entrypoint)
+    return register_model(entrypoint)
+
 
 for _arch in ARCHITECTURES:
     _make_entrypoint(f"{_arch}_rr", _arch,
@@ -175,6 +256,6 @@ for _arch in ARCHITECTURES:
                      f"Pick weights with a tag: timm.create_model('{_arch}_rr.<dataset>', pretrained=True).")
 for _entry in _MANIFEST.entries.values():
     _make_entrypoint(_entry.name, _entry.architecture, _ENTRY_DOC.format(
-        description=_entry.description, status=_entry.status, timm_name=_entry.timm_name,
+        description=_entry.description, status=_status_doc(_entry), timm_name=_entry.timm_name,
         input_size=tuple(_entry.preprocessing["input_size"]), mean=tuple(_entry.preprocessing["mean"]),
         std=tuple(_entry.preprocessing["std"]), num_features=_entry.num_features))

@@ -8,7 +8,6 @@ the package, then the Hugging Face Hub at the manifest's pinned revision
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from rr_zoo.errors import UnpublishedWeightsError, WeightsHashError, WeightsNotFoundError
+from rr_zoo.errors import CheckpointFormatError, UnpublishedWeightsError, WeightsHashError, WeightsNotFoundError
+from rr_zoo.export_format import CONFIG_FILE, filename, read_export_config
 from rr_zoo.manifest import FileRecord, ZooEntry
 
 CHUNK_BYTES = 1 << 20
@@ -75,6 +75,25 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         ) from exc
 
 
+def require_safetensors(path: str | os.PathLike) -> Path:
+    """Return ``path`` if it is a readable safetensors file (header parsed, no tensor read), else raise.
+
+    Raises:
+        WeightsHashError: pickle checkpoints and anything else; rr_zoo never unpickles weights.
+    """
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            fh.keys()
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsHashError(
+            f"{path} is not a readable safetensors file ({exc}). rr_zoo loads safetensors only; "
+            "convert original .tar checkpoints with `python -m rr_zoo convert`."
+        ) from exc
+    return Path(path)
+
+
 def hub_endpoint() -> str | None:
     """The Hub endpoint from ``HF_ENDPOINT`` at call time (None = huggingface_hub's default)."""
     return os.environ.get("HF_ENDPOINT") or None
@@ -126,7 +145,7 @@ def resolve_file(entry: ZooEntry, role: str = "backbone", file: str | os.PathLik
     Returns:
         ``(path, record)``; ``record`` is the manifest's record of a bundled or Hub
         file, None for an explicit file (its expected hash is decided by
-        :func:`load_entry_state_dict`).
+        :func:`verified_entry_file`).
 
     Raises:
         UnpublishedWeightsError: no file given and the entry has no published weights.
@@ -135,7 +154,7 @@ def resolve_file(entry: ZooEntry, role: str = "backbone", file: str | os.PathLik
     if file is not None:
         path = Path(file)
         if path.is_dir():
-            path = path / (entry.file(role).name if entry.published else default_filename(role))
+            path = path / (entry.file(role).name if entry.published else filename(role))
         if not path.exists():
             raise WeightsNotFoundError(f"weight file {path} does not exist (given for {entry.name!r})")
         return path, None
@@ -153,30 +172,48 @@ def resolve_file(entry: ZooEntry, role: str = "backbone", file: str | os.PathLik
     return download_from_hub(entry.hub["repo_id"], record.name, entry.hub.get("revision"), cache_dir), record
 
 
-def default_filename(role: str) -> str:
-    """Standard file name of a role in an export folder."""
-    return {"backbone": "model.safetensors", "relation_head": "relation_head.safetensors"}[role]
-
-
 def expected_from_folder(path: Path, role: str) -> FileRecord | None:
-    """Expected hash of a file from the ``config.json`` of the export folder holding it.
-
-    Exports written by ``python -m training export`` record every file's sha256
-    and size under ``rr_zoo.files``.
-    """
-    config = path.parent / "config.json"
-    if not config.is_file():
+    """Expected hash of a file from the ``config.json`` of the export folder holding it (None if absent)."""
+    if not (path.parent / CONFIG_FILE).is_file():
         return None
-    files = json.loads(config.read_text()).get("rr_zoo", {}).get("files", [])
-    for f in files:
-        if f.get("role") == role and f.get("name") == path.name:
-            return FileRecord(**f)
-    return None
+    record = read_export_config(path.parent).file(role)
+    return record if record is not None and record.name == path.name else None
 
 
-def load_entry_state_dict(entry: ZooEntry, role: str = "backbone", file: str | os.PathLike | None = None,
-                          sha256: str | None = None, cache_dir: str | None = None) -> dict[str, torch.Tensor]:
-    """Resolve, verify and load one weight file of an entry.
+def verified_export_file(folder: str | os.PathLike, role: str = "backbone") -> Path:
+    """A weight file of a local export folder, verified against the folder's ``config.json``.
+
+    Raises:
+        CheckpointFormatError: no config.json, or it lists no file for ``role``.
+        WeightsHashError / WeightsNotFoundError: the file differs from its record or is missing.
+    """
+    config = read_export_config(folder)
+    record = config.file(role)
+    if record is None:
+        raise CheckpointFormatError(
+            f"{config.path} lists no {role} file under rr_zoo.files; re-export the folder with "
+            "`python -m training export` so its weights can be verified."
+        )
+    return verify_file(config.path.parent / record.name, record.sha256, record.size, what=str(config.path.parent))
+
+
+def verified_hub_export_file(hub_id: str, role: str = "backbone", cache_dir: str | None = None) -> Path:
+    """A weight file of an export folder on the Hub (``org/name[@revision]``), verified by its ``config.json``."""
+    repo_id, _, revision = hub_id.partition("@")
+    config_path = download_from_hub(repo_id, CONFIG_FILE, revision or None, cache_dir)
+    record = read_export_config(config_path).file(role)
+    if record is None:
+        raise CheckpointFormatError(
+            f"config.json of Hub repo {hub_id} lists no {role} file under rr_zoo.files: not an rr_zoo export, "
+            "so its weights cannot be verified."
+        )
+    path = download_from_hub(repo_id, record.name, revision or None, cache_dir)
+    return verify_file(path, record.sha256, record.size, what=hub_id)
+
+
+def verified_entry_file(entry: ZooEntry, role: str = "backbone", file: str | os.PathLike | None = None,
+                        sha256: str | None = None, cache_dir: str | None = None) -> Path:
+    """Resolve and verify one weight file of an entry; returns its path.
 
     The expected hash of a bundled or Hub file is the manifest's. For an explicit
     file it is, in order: ``sha256``, the ``config.json`` of the export folder
@@ -189,9 +226,6 @@ def load_entry_state_dict(entry: ZooEntry, role: str = "backbone", file: str | o
         file: Explicit file or export folder.
         sha256: Expected digest of an explicit file.
         cache_dir: huggingface_hub cache folder.
-
-    Returns:
-        The state dict.
     """
     path, record = resolve_file(entry, role, file, cache_dir)
     if record is None and sha256 is not None:
@@ -206,5 +240,10 @@ def load_entry_state_dict(entry: ZooEntry, role: str = "backbone", file: str | o
             "export folder whose config.json lists it. Pass sha256=... (the digest you trust), or "
             "export the checkpoint with `python -m training export`."
         )
-    verify_file(path, record.sha256, record.size, what=f"{entry.name} {role}")
-    return load_safetensors(path)
+    return verify_file(path, record.sha256, record.size, what=f"{entry.name} {role}")
+
+
+def load_entry_state_dict(entry: ZooEntry, role: str = "backbone", file: str | os.PathLike | None = None,
+                          sha256: str | None = None, cache_dir: str | None = None) -> dict[str, torch.Tensor]:
+    """Resolve, verify (:func:`verified_entry_file`) and load one weight file of an entry."""
+    return load_safetensors(verified_entry_file(entry, role, file, sha256, cache_dir))

@@ -45,6 +45,17 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def hubconf(repo_root: Path):
+    """The checkout's hubconf.py, imported as torch.hub would (what torch.hub.list/help read)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hubconf_under_test", repo_root / "hubconf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real offline datasets); tests needing it skip when absent."""
     if not SHARED_DATA.is_dir():

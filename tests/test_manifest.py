@@ -90,25 +90,15 @@ def test_timm_lists_every_entry():
     assert set(timm.list_models("rr_*", pretrained=True)) == set(MANIFEST.names(published_only=True))
 
 
-def _hubconf(repo_root):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("hubconf_under_test", repo_root / "hubconf.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_hubconf_entries_equal_the_registry(repo_root):
-    hubconf = _hubconf(repo_root)
+def test_hubconf_entries_equal_the_registry(hubconf):
     # what torch.hub.list reports: public callables of hubconf
     entries = {n for n in dir(hubconf) if callable(getattr(hubconf, n)) and not n.startswith("_")}
     assert entries == set(rr_zoo.list_models())
     assert {"torch", "timm", "safetensors", "huggingface_hub"} <= set(hubconf.dependencies)
 
 
-def test_hubconf_help_and_local_load(repo_root):
-    assert "relational reasoning" in _hubconf(repo_root).rr_resnet32_cifar100.__doc__
+def test_hubconf_help_and_local_load(repo_root, hubconf):
+    assert "relational reasoning" in hubconf.rr_resnet32_cifar100.__doc__
     model = torch.hub.load(str(repo_root), "rr_resnet32_cifar100", source="local", pretrained=False)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 64)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from rr_zoo.convert import write_export_folder
+from rr_zoo.export_format import write_export_folder
 from rr_zoo.manifest import MANIFEST_PATH, ZooEntry, load_manifest, read_manifest
 from rr_zoo.models import build_backbone
 from rr_zoo.relation import RelationHead, relation_input_features

@@ -24,24 +24,27 @@ class Architecture:
         builder: Callable returning the backbone; accepts ``num_classes`` and ``in_chans``.
         num_features: Width of the pooled feature vector.
         description: One line for docs and model cards.
+        first_conv: Name of the input convolution (timm's ``first_conv``, adapted for ``in_chans``).
     """
 
     name: str
     builder: Callable[..., nn.Module]
     num_features: int
     description: str
+    first_conv: str = "conv1"
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register_architecture(name: str, num_features: int, description: str):
+def register_architecture(name: str, num_features: int, description: str, first_conv: str = "conv1"):
     """Decorator registering a backbone builder under ``name``.
 
     Args:
         name: Architecture key used by the manifest (``architecture`` field).
         num_features: Pooled feature size the builder produces.
         description: One-line human description.
+        first_conv: Module name of the input convolution.
 
     Returns:
         The decorator, which returns the builder unchanged.
@@ -50,7 +53,7 @@ def register_architecture(name: str, num_features: int, description: str):
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in ARCHITECTURES:
             raise ValueError(f"architecture {name!r} is registered twice")
-        ARCHITECTURES[name] = Architecture(name, builder, num_features, description)
+        ARCHITECTURES[name] = Architecture(name, builder, num_features, description, first_conv)
         return builder
 
     return decorator
