@@ -5,10 +5,13 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from rr_zoo.errors import CheckpointFormatError
+from rr_zoo.export_format import CONFIG_FILE, read_export_config
 from rr_zoo.manifest import ZooEntry, load_manifest
 from rr_zoo.relation import RelationHead, relation_input_features
 from rr_zoo.weights import load_entry_state_dict
@@ -54,7 +57,9 @@ def create_model(name: str, pretrained: bool = False, weights: str | os.PathLike
     entry = get_entry(name)
     if weights is not None:
         pretrained = True
-        kwargs["pretrained_cfg_overlay"] = dict(file=os.fspath(weights))
+        folder = export_folder(weights)  # its config.json may record other preprocessing (a user's dataset)
+        overlay = {} if folder is None else _preprocessing_cfg(entry, read_export_config(folder).preprocessing)
+        kwargs["pretrained_cfg_overlay"] = dict(file=os.fspath(weights), **overlay)
     return timm.create_model(entry.name, pretrained=pretrained, trainable=trainable, sha256=sha256, **kwargs)
 
 
@@ -80,15 +85,34 @@ def create_relation_head(name: str, pretrained: bool = False, weights: str | os.
     return head
 
 
-def get_transform(name: str, train: bool = False) -> Callable:
-    """The entry's own preprocessing for PIL images (timm's transform from its cfg).
+def export_folder(weights: str | os.PathLike) -> Path | None:
+    """The export folder ``weights`` names (the folder, or a weight file in it), or None."""
+    path = Path(weights)
+    folder = path if path.is_dir() else path.parent
+    return folder if (folder / CONFIG_FILE).is_file() else None
 
-    Images are first converted to the entry's colour mode (RGB, or L for
-    1-channel entries), so any PIL image works.
+
+def _preprocessing_cfg(entry: ZooEntry, preprocessing: dict[str, Any]) -> dict[str, Any]:
+    """The timm cfg fields of ``preprocessing`` over the entry's (pool size recomputed for the input size)."""
+    from rr_zoo.timm_models import pretrained_cfg
+
+    cfg = pretrained_cfg(entry, preprocessing)
+    return {k: cfg[k] for k in ("input_size", "mean", "std", "interpolation", "crop_pct", "pool_size")}
+
+
+def get_transform(name: str, train: bool = False, weights: str | os.PathLike | None = None) -> Callable:
+    """The preprocessing of an entry's weights for PIL images (timm's transform from its cfg).
+
+    Weights trained on other data (``python -m training pretrain --dataset folder:PATH``) record their
+    own normalisation and input size in their export folder's ``config.json``: pass the folder as
+    ``weights``, or as ``name`` (``"local-dir:PATH"`` or the path), to use them.
+    Images are first converted to the colour mode of the input (RGB, or L for 1-channel entries),
+    so any PIL image works.
 
     Args:
-        name: Entry alias or timm name.
+        name: Entry alias or timm name, or an export folder (``"local-dir:PATH"`` or its path).
         train: timm's training transform instead of the eval one.
+        weights: Export folder (or a weight file in it) whose recorded preprocessing to use.
 
     Returns:
         A callable mapping a PIL image to a normalised (C, H, W) tensor.
@@ -96,10 +120,17 @@ def get_transform(name: str, train: bool = False) -> Callable:
     import timm.data
     from torchvision import transforms
 
-    from rr_zoo.timm_models import pretrained_cfg
-
+    folder = export_folder(weights) if weights is not None else None
+    if name.startswith("local-dir:") or (folder is None and export_folder(name) is not None and Path(name).is_dir()):
+        folder = Path(name.removeprefix("local-dir:"))
+        export = read_export_config(folder)
+        if export.entry is None:
+            raise CheckpointFormatError(f"{export.path} names no zoo entry (rr_zoo.entry); re-export the folder "
+                                        "with `python -m training export`")
+        name = export.entry
     entry = get_entry(name)
-    config = timm.data.resolve_data_config(pretrained_cfg=pretrained_cfg(entry))
-    mode = "L" if entry.in_chans == 1 else "RGB"
+    pre = read_export_config(folder).preprocessing if folder is not None else {}
+    config = timm.data.resolve_data_config(pretrained_cfg=_preprocessing_cfg(entry, pre))
+    mode = "L" if config["input_size"][0] == 1 else "RGB"
     return transforms.Compose([transforms.Lambda(lambda img: img.convert(mode)),
                                timm.data.create_transform(**config, is_training=train)])

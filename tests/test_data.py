@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from rr_zoo.manifest import read_manifest
 from tests.fakes import make_fake_cifar100, make_fake_fashionmnist, make_fake_image_folder, make_fake_stl10
 from training.data import DATASETS, DatasetNotFoundError, get_dataset_spec, load_split
 
@@ -92,14 +93,14 @@ def test_fashionmnist_idx(tmp_path, gz):
     assert data.labels.tolist() == written["t10k"][1].tolist()
 
 
-FMNIST_ROOT = os.environ.get("RR_FASHIONMNIST_ROOT", "/work/data_fmnist")
-
-
-@pytest.mark.skipif(not os.path.isdir(f"{FMNIST_ROOT}/FashionMNIST/raw"), reason="Fashion-MNIST not installed")
 def test_fashionmnist_constants_recomputed_from_real_data():
+    """Real Fashion-MNIST wherever the data setting points (--data-root default: $RR_DATA_DIR)."""
     from training.data.stats import channel_stats
 
-    stats = channel_stats("fashionmnist", root=FMNIST_ROOT)
+    try:
+        stats = channel_stats("fashionmnist")
+    except DatasetNotFoundError:
+        pytest.skip("Fashion-MNIST is not under $RR_DATA_DIR (torchvision.datasets.FashionMNIST(DIR, download=True))")
     spec = get_dataset_spec("fashionmnist")
     assert stats["mean"] == pytest.approx(list(spec.mean), abs=1e-3)
     assert stats["std"] == pytest.approx(list(spec.std), abs=1e-3)
@@ -111,3 +112,54 @@ def test_real_cifar10_subsets(shared_data):
     test = load_split("cifar10_jpeg", "test")
     assert test.images.shape == (10000, 3, 32, 32) and len(test.classes) == 10
     assert abs(test.images.float().mean().item() / 255 - 0.47) < 0.02
+
+
+def test_data_location_is_one_setting(tmp_path, monkeypatch):
+    from training.data import data_dir, search_roots
+
+    monkeypatch.setenv("RR_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("RR_SHARED_DATA", str(tmp_path / "pack"))
+    assert data_dir() == tmp_path / "d" and search_roots() == [tmp_path / "d"]  # no pack folder: no fallback
+    (tmp_path / "pack").mkdir()
+    assert search_roots() == [tmp_path / "d", tmp_path / "pack"]  # the maintainers' pack comes last
+    assert search_roots(tmp_path / "x") == [tmp_path / "x"]  # an explicit --data-root is the only place
+    monkeypatch.delenv("RR_DATA_DIR")
+    assert data_dir() == Path.home() / ".cache" / "rr_zoo" / "data"
+    make_fake_fashionmnist(tmp_path / "d")
+    monkeypatch.setenv("RR_DATA_DIR", str(tmp_path / "d"))
+    assert load_split("fashionmnist", "train").images.shape == (12, 1, 28, 28)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_split_sizes_and_cutout_are_given(name):
+    spec = get_dataset_spec(name)
+    assert set(spec.split_sizes) == set(spec.splits) and all(n > 0 for n in spec.split_sizes.values())
+    assert 0 < spec.cutout_area < 1 and spec.input_size == (spec.channels, spec.image_size, spec.image_size)
+
+
+def test_offline_pack_sizes_match_their_specs(shared_data):
+    for name in ("cifar10_4k", "cifar10_jpeg"):
+        spec = get_dataset_spec(name)
+        for split in spec.splits:
+            assert load_split(name, split).images.shape == (spec.split_sizes[split], *spec.input_size)
+
+
+def test_cifar10_variants_share_cifar10_facts():
+    base = get_dataset_spec("cifar10")
+    for name in ("cifar10_4k", "cifar10_jpeg"):
+        spec = get_dataset_spec(name)
+        assert (spec.mean, spec.std, spec.input_size, spec.num_classes, spec.cutout_area) == (
+            base.mean, base.std, base.input_size, base.num_classes, base.cutout_area)
+
+
+@pytest.mark.parametrize("name", read_manifest().names())
+def test_manifest_preprocessing_is_its_datasets_spec(name):
+    """Every entry's published preprocessing is its dataset's normalisation and input size (one fact)."""
+    entry = read_manifest().get(name)
+    spec = get_dataset_spec(entry.dataset)
+    pre = entry.preprocessing
+    assert tuple(pre["mean"]) == spec.mean and tuple(pre["std"]) == spec.std
+    assert tuple(pre["input_size"]) == spec.input_size and entry.in_chans == spec.channels
+    trained_on = ((entry.provenance or {}).get("recipe") or entry.recipe)["dataset"]
+    trained = get_dataset_spec(trained_on)  # e.g. cifar10_jpeg for a cifar10 entry: the same constants
+    assert (trained.mean, trained.std, trained.input_size) == (spec.mean, spec.std, spec.input_size)

@@ -80,10 +80,10 @@ def test_finetune_and_semisup_run(run_dir, tmp_path):
 
 
 def test_grain_and_transfer_validate_datasets(run_dir, tmp_path, capsys):
-    with pytest.raises(ValueError, match="cifar100_20"):
-        _evaluate("grain", run_dir, tmp_path)
-    with pytest.raises(ValueError, match="other than the pretraining one"):
-        _evaluate("transfer", run_dir, tmp_path)
+    for protocol, message in (("grain", "cifar100_20"), ("transfer", "other than the pretraining one")):
+        assert training_main(["evaluate", protocol, "--weights", str(run_dir / "checkpoint.pt"),
+                              "--out", str(tmp_path / "eval"), *SMALL]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_export_then_load_everywhere(run_dir, tmp_path):
@@ -152,14 +152,14 @@ def _evaluate_ckpt(ckpt, tmp_path):
 
 
 def test_check_compares_with_the_manifest(run_dir, tmp_path, capsys):
-    from training.cli import _check_against_manifest
+    from training.evaluate.run import check_against_manifest
 
     entry = rr_zoo.get_entry("rr_conv4_cifar10")
     fake = type(entry)(**{**entry.__dict__, "metrics": ({"task": "knn", "dataset": "cifar10_jpeg", "value": 50.0,
                                                          "command": "python -m training evaluate knn"},)})
-    assert _check_against_manifest(fake, "knn", "cifar10_jpeg", 50.3, 0.5) == 0
-    assert _check_against_manifest(fake, "knn", "cifar10_jpeg", 51.0, 0.5) == 1
-    assert _check_against_manifest(fake, "linear", "cifar10_jpeg", 50.0, 0.5) == 1
+    assert check_against_manifest(fake, "knn", "cifar10_jpeg", 50.3, 0.5) == 0
+    assert check_against_manifest(fake, "knn", "cifar10_jpeg", 51.0, 0.5) == 1
+    assert check_against_manifest(fake, "linear", "cifar10_jpeg", 50.0, 0.5) == 1
     assert "MISMATCH" in capsys.readouterr().out
 
 
@@ -259,7 +259,7 @@ def test_fast_linear_classifier_matches_autograd_adam():
     """train_linear writes out the gradient and Adam step; it must equal nn.Linear + cross-entropy + Adam."""
     import torch.nn.functional as F
 
-    from training.evaluate.protocols import train_linear
+    from training.evaluate.linear import train_linear
 
     def reference(x, y, classes, epochs, batch, lr, seed):
         gen = torch.Generator().manual_seed(seed)

@@ -81,7 +81,7 @@ def test_short_real_run_learns(tmp_path, shared_data):
     acc = [(r["acc_pos"] + r["acc_neg"]) / 2 for r in rows]
     assert acc[-1] > acc[0]
     assert (out / "checkpoint.pt").is_file() and (out / "curves.png").stat().st_size > 1000
-    for key in ("views_per_s", "peak_memory_mib", "acc_pos", "acc_neg"):
+    for key in ("views_per_s", "peak_rss_mib", "acc_pos", "acc_neg"):
         assert rows[-1][key] > 0
 
 
@@ -148,8 +148,9 @@ def test_dry_run_prints_an_estimate(capsys):
     assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", "--dry-run", "--threads", "1",
                           "--k", "4"]) == 0
     est = json.loads(capsys.readouterr().out)["estimate"]
-    assert est["steps"] == (50_000 // 64) * 200 and est["cpu_seconds_per_step_measured"] > 0
-    assert est["flops_per_step"] > 0 and est["gpu_hours_estimate"] > 0
+    assert est["steps"] == (50_000 // 64) * 200 and est["cpu_seconds_per_step"] > 0
+    assert est["flops_per_step"] == est["flops_per_view"] * 64 * 4 + est["flops_per_pair"] * 64 * 4 * 3
+    assert est["gpu_hours_estimate"] > 0 and est["measured"] and est["derived"]
 
 
 def test_ddp_gloo_matches_single_process(tmp_path):

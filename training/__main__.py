@@ -1,6 +1,8 @@
-"""``python -m training <command>``: pretrain, evaluate, export, publish, benchmark.
+"""``python -m training <command>``: train, evaluate and publish the zoo's backbones.
 
-Commands live in a registry (``COMMANDS``); each module adds its own parser.
+Commands live in a registry (``training.cli.COMMANDS``; ``python -m training --help`` lists them).
+A command's flags are built only when that command runs or shows its help, so the top-level help
+imports no torch. Wrong user input ends in one line on stderr that names the fix, and status 2.
 """
 
 from __future__ import annotations
@@ -8,30 +10,43 @@ from __future__ import annotations
 import argparse
 import sys
 
-from training.recipes import RecipeError
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every registered command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of every registered command; with ``only``, the flags of that command alone."""
     from training.cli import COMMANDS
+    from training.flags import CliParser
 
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = CliParser(prog="python -m training",
+                       description="Train, evaluate and publish relational-reasoning backbones of the zoo.",
+                       epilog="`python -m training COMMAND --help` shows a command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add) in COMMANDS.items():
-        add(sub.add_parser(name, help=help_text, description=help_text))
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if only is None or name == only:
+            add(command)
     return parser
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that mean wrong input (bad value, unknown name, missing file); their messages name the fix."""
+    from rr_zoo.errors import RRZooError
+    from training.checkpoint import CheckpointError
+    from training.data import DatasetError, DatasetNotFoundError
+    from training.recipes import RecipeError
+
+    return RecipeError, RRZooError, CheckpointError, DatasetNotFoundError, DatasetError, FileNotFoundError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors in user input print one clear line and exit with status 2."""
-    from rr_zoo.errors import RRZooError
-    from training.data import DatasetNotFoundError
-
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
+    args = build_parser(only=command).parse_args(argv)
+    errors = user_errors()
     try:
         return int(args.fn(args) or 0)
-    except (RecipeError, RRZooError, DatasetNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except errors as exc:
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
 
 

@@ -148,44 +148,47 @@ def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     return _blend(x, grayscale(x), factor)
 
 
-def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+# Sector i = floor(6h) mod 6 of the hue circle: R, G, B are (v, q, p, t)[_HSV_SECTORS[i]] (torchvision's table)
+_HSV_SECTORS = torch.tensor([[0, 3, 2], [1, 0, 2], [2, 0, 3], [2, 1, 0], [3, 2, 0], [0, 2, 1]])
+
+
+def _rgb_to_hsv(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(h, s, v) planes of (N, 3, H, W) RGB in [0, 1], torchvision's formulas.
+
+    The hue branch is picked with ``where`` rather than torchvision's sum of masked terms: the same
+    value bit for bit (the terms not picked are exact zeros, and a signed zero is lost at ``+ 1.0``).
+    """
     r, g, b = x.unbind(1)
-    maxc, _ = x.max(1)
-    minc, _ = x.min(1)
+    maxc = x.amax(1)
+    minc = x.amin(1)
     eqc = maxc == minc
     cr = maxc - minc
     ones = torch.ones_like(maxc)
     s = cr / torch.where(eqc, ones, maxc)
     cr_div = torch.where(eqc, ones, cr)
     rc, gc, bc = (maxc - r) / cr_div, (maxc - g) / cr_div, (maxc - b) / cr_div
-    hr = (maxc == r) * (bc - gc)
-    hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
-    hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
-    h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0)
-    return torch.stack([h, s, maxc], 1)
+    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    return torch.fmod(h / 6.0 + 1.0, 1.0), s, maxc
 
 
-def _hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    h, s, v = x.unbind(1)
+def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB from (N, H, W) h, s, v planes: one gather from the four candidate planes."""
     i = torch.floor(h * 6.0)
     f = h * 6.0 - i
     i = i.to(torch.int64) % 6
     p = (v * (1.0 - s)).clamp(0, 1)
     q = (v * (1.0 - s * f)).clamp(0, 1)
     t = (v * (1.0 - s * (1.0 - f))).clamp(0, 1)
-    table = torch.stack([torch.stack(c, 1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v),
-                                                     (v, p, q))], 1)  # (N, 6, 3, H, W)
-    idx = i[:, None, None].expand(-1, 1, 3, -1, -1)
-    return table.gather(1, idx).squeeze(1)
+    idx = _HSV_SECTORS.to(i.device)[i].movedim(-1, 1)  # (N, 3, H, W): which of (v, q, p, t) each channel takes
+    return torch.stack([v, q, p, t], 1).gather(1, idx)
 
 
 def adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Rotate hue by ``factor`` (N,) in [-0.5, 0.5] turns (identity for 1 channel)."""
     if x.shape[1] == 1:
         return x
-    hsv = _rgb_to_hsv(x)
-    hsv[:, 0] = torch.remainder(hsv[:, 0] + factor.view(-1, 1, 1), 1.0)
-    return _hsv_to_rgb(hsv)
+    h, s, v = _rgb_to_hsv(x)
+    return _hsv_to_rgb(torch.remainder(h + factor.view(-1, 1, 1), 1.0), s, v)
 
 
 JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)

@@ -18,14 +18,11 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from rr_zoo.models import build_backbone
-from rr_zoo.relation import RelationHead
-from training.augment import AugmentConfig, make_views
+from training.augment import make_views
+from training.data import get_dataset_spec
 from training.original_step import original_step, original_transform, to_pil
-from training.pretrain import RelationalModel, train_step
+from training.pretrain import augment_config, build_model, build_optimizer, train_step
 from training.recipes import recipe_for_entry
-
-CIFAR_MEAN, CIFAR_STD = (0.491, 0.482, 0.447), (0.247, 0.243, 0.262)
 
 
 def matmul_flops_per_s(dtype: torch.dtype, n: int = 1024, repeats: int = 3) -> float:
@@ -51,23 +48,35 @@ def _time(fn, steps: int, warmup: int = 1) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def bench_one(arch: str, k: int, m: int, steps: int, images: torch.Tensor,
+def bench_one(entry: str, k: int, m: int, steps: int, images: torch.Tensor,
               precisions: tuple[str, ...] = ("fp32", "bf16")) -> dict[str, Any]:
-    """Seconds/step and views/s of the original step and ours (each precision) for one configuration."""
-    recipe = recipe_for_entry(f"rr_{arch}_cifar10", k=k, batch_size=m)
-    cfg = AugmentConfig(size=32, mean=CIFAR_MEAN, std=CIFAR_STD)
-    torch.manual_seed(0)
-    row: dict[str, Any] = {"arch": arch, "k": k, "m": m, "views_per_step": k * m}
+    """Seconds/step and views/s of the original step and ours (each precision) for one configuration.
 
-    backbone, head = build_backbone(arch), RelationHead(128)
-    opt = torch.optim.Adam(list(backbone.parameters()) + list(head.parameters()), lr=1e-3)
-    pil, transform = to_pil(images), original_transform(32, CIFAR_MEAN, CIFAR_STD)
-    row["original_fp32_s"] = _time(lambda: original_step(backbone, head, opt, pil, k, transform), steps)
+    Args:
+        entry: Zoo entry whose recipe (model, views, optimiser) is timed, with K and M replaced.
+        k: Views per image.
+        m: Images per step.
+        steps: Timed steps (after one warm-up).
+        images: uint8 (m, C, H, W) images of the entry's dataset (its channels and side).
+        precisions: Precisions of our step to time.
+    """
+    recipe = recipe_for_entry(entry, k=k, batch_size=m)
+    spec = get_dataset_spec(recipe.dataset)
+    if tuple(images.shape[1:]) != spec.input_size:
+        raise ValueError(f"{entry} trains on {spec.input_size} images; got {tuple(images.shape[1:])}")
+    cfg = augment_config(recipe)
+    row: dict[str, Any] = {"entry": recipe.entry, "arch": recipe.architecture, "k": k, "m": m,
+                           "views_per_step": k * m}
+
+    model = build_model(recipe, spec.channels)
+    opt = build_optimizer(recipe, model.parameters())
+    pil, transform = to_pil(images), original_transform(cfg.size, cfg.mean, cfg.std)
+    row["original_fp32_s"] = _time(lambda: original_step(model.backbone, model.head, opt, pil, k, transform), steps)
 
     for precision in precisions:
-        model = RelationalModel(build_backbone(arch), RelationHead(128))
+        model = build_model(recipe, spec.channels)
         model.backbone.to(memory_format=torch.channels_last)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        opt = build_optimizer(recipe, model.parameters())
         gen = torch.Generator().manual_seed(0)
 
         def ours(model=model, opt=opt, gen=gen, precision=precision):
@@ -75,9 +84,9 @@ def bench_one(arch: str, k: int, m: int, steps: int, images: torch.Tensor,
             train_step(model, opt, views, recipe, precision)
 
         row[f"ours_{precision}_s"] = _time(ours, steps)
-    model = RelationalModel(build_backbone(arch), RelationHead(128))
+    model = build_model(recipe, spec.channels)
     with FlopCounterMode(display=False) as counter:
-        train_step(model, torch.optim.Adam(model.parameters()), make_views(images, k, cfg), recipe, "fp32")
+        train_step(model, build_optimizer(recipe, model.parameters()), make_views(images, k, cfg), recipe, "fp32")
     row["flops_per_step"] = counter.get_total_flops()
     for key in ("original_fp32", *(f"ours_{p}" for p in precisions)):
         row[f"{key}_views_per_s"] = k * m / row[f"{key}_s"]
@@ -104,7 +113,7 @@ def run_benchmark(archs: list[str], ks: list[int], m: int, steps: int, out: str 
     rows = []
     for arch in archs:
         for k in ks:
-            row = bench_one(arch, k, m, steps, images, precisions)
+            row = bench_one(f"rr_{arch}_cifar10", k, m, steps, images, precisions)
             for precision in precisions:
                 achieved = row["flops_per_step"] / row[f"ours_{precision}_s"]
                 row[f"ours_{precision}_matmul_share"] = achieved / peak[precision]

@@ -1,15 +1,24 @@
-"""Argument parsers of the ``python -m training`` commands."""
+"""Argument parsers of the ``python -m training`` commands: thin layers over dataclasses and modules.
+
+Each command registers a function that adds its arguments and ``set_defaults(fn=...)``; ``fn``
+imports the module that does the work. Flags of ``Recipe``, ``RunOptions`` and ``EvalSpec`` fields
+are generated from the fields (``training.flags``). Nothing heavy is imported at module level, so
+``python -m training --help`` answers without torch.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import shlex
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from training.recipes import RECIPE_FIELDS, Recipe, RecipeError, RunOptions, recipe_for_entry
+from training.flags import add_flags, values_from_args
+
+if TYPE_CHECKING:
+    from training.recipes import Recipe, RunOptions
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 
@@ -24,58 +33,37 @@ def command(name: str, help_text: str):
     return decorator
 
 
-# flag -> recipe field, with the type argparse should parse
-RECIPE_FLAGS: dict[str, tuple[str, type]] = {
-    "--epochs": ("epochs", int), "--k": ("k", int), "--batch-size": ("batch_size", int),
-    "--aggregation": ("aggregation", str), "--loss": ("loss", str), "--focal-gamma": ("focal_gamma", float),
-    "--focal-alpha": ("focal_alpha", float), "--lr": ("lr", float), "--weight-decay": ("weight_decay", float),
-    "--seed": ("seed", int), "--dataset": ("dataset", str), "--split": ("split", str),
-    "--architecture": ("architecture", str), "--relation-hidden": ("relation_hidden", int),
-}
-assert {f for f, _ in RECIPE_FLAGS.values()} == set(RECIPE_FIELDS) - {"entry", "optimizer"}
-
-
 def add_recipe_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One override flag per recipe field (default None: keep the manifest's), except the skipped fields."""
+    """``--entry`` and one override flag per recipe field (default: keep the manifest's), except ``skip``."""
+    from training.recipes import Recipe
+
+    add_flags(p, Recipe, only=("entry",))
     group = p.add_argument_group("recipe overrides (default: the entry's manifest recipe)")
-    for flag, (name, typ) in RECIPE_FLAGS.items():
-        if name not in skip:
-            group.add_argument(flag, dest=name, type=typ, default=None)
+    add_flags(group, Recipe, skip=("entry", *skip), overrides=True)
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The entry's manifest recipe with every given flag applied (validated)."""
-    overrides = {name: getattr(args, name) for name, _ in RECIPE_FLAGS.values()}
-    return recipe_for_entry(args.entry, **overrides)
+    from training.recipes import Recipe, recipe_for_entry
+
+    return recipe_for_entry(args.entry, **values_from_args(args, Recipe, skip=("entry",)))
 
 
 def options_from_args(args: argparse.Namespace, recipe: Recipe) -> RunOptions:
     """RunOptions from the flags; the default run folder is runs/<entry>-s<seed>."""
-    return RunOptions(
-        out=args.out or f"runs/{recipe.entry}-s{recipe.seed}", device=args.device, precision=args.precision,
-        compile=args.compile, channels_last=not args.no_channels_last, data_root=args.data_root,
-        resume=args.resume, ckpt_every_steps=args.ckpt_every_steps, steps_per_epoch=args.steps_per_epoch,
-        knn_every=args.knn_every, num_threads=args.threads, progress=not args.no_progress, sync_bn=args.sync_bn,
-    )
+    from training.recipes import RunOptions
+
+    values = values_from_args(args, RunOptions)
+    return RunOptions(**{**values, "out": values.get("out") or f"runs/{recipe.entry}-s{recipe.seed}"})
 
 
 @command("pretrain", "relational-reasoning pretraining of a zoo entry (recipe from the manifest)")
 def _pretrain_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--entry", required=True, help="zoo entry whose recipe to use, e.g. rr_conv4_cifar10")
+    from training.recipes import RunOptions
+
     add_recipe_flags(p)
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    p.add_argument("--compile", action="store_true", help="torch.compile the backbone")
-    p.add_argument("--no-channels-last", action="store_true")
-    p.add_argument("--data-root", default=None, help="dataset folder (see training.data for the layout)")
-    p.add_argument("--out", default=None, help="run folder (default runs/<entry>-s<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
-    p.add_argument("--ckpt-every-steps", type=int, default=200, help="also checkpoint every N steps (0: epochs only)")
-    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap steps per epoch (quick runs)")
-    p.add_argument("--knn-every", type=int, default=0, help="online kNN accuracy every N epochs (0: off)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under torchrun/DDP")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    add_flags(p.add_argument_group("run options"), RunOptions, defaults={"out": None},
+              default_help={"out": "runs/<entry>-s<seed>"})
     p.add_argument("--dry-run", action="store_true", help="print the recipe and a wall-time estimate, then exit")
     p.set_defaults(fn=_run_pretrain)
 
@@ -100,181 +88,114 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- evaluate
 @command("evaluate", "evaluate a backbone with a paper protocol (linear, knn, transfer, grain, finetune, ...)")
 def _evaluate_parser(p: argparse.ArgumentParser) -> None:
-    from training.evaluate import PROTOCOLS
+    from training.evaluate import PROTOCOLS, EvalSpec
 
-    p.add_argument("protocol", choices=sorted(PROTOCOLS))
-    p.add_argument("--entry", default=None, help="zoo entry (its published weights unless --weights)")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "protocols:\n" + "\n".join(f"  {name:10s} {PROTOCOLS[name].summary}" for name in sorted(PROTOCOLS))
+    p.add_argument("protocol", choices=sorted(PROTOCOLS), help="evaluation protocol (listed below)")
+    p.add_argument("--entry", default=None,
+                   help="zoo entry (python -m rr_zoo list): architecture, preprocessing and, unless --weights, "
+                        "its published weights")
     p.add_argument("--weights", default=None,
                    help="'random' (lower bound), a training checkpoint .pt, a safetensors file or export folder")
-    p.add_argument("--dataset", default=None, help="evaluation dataset (default: the entry's pretraining dataset)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help="several seeds -> mean ± std (default 0; with --check, the published seeds)")
-    p.add_argument("--epochs", type=int, default=None, help="classifier epochs (linear 100, finetune 20)")
-    p.add_argument("--max-train", type=int, default=None, help="cap training images (quick runs)")
-    p.add_argument("--max-test", type=int, default=None, help="cap test images (quick runs)")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="output folder (default runs/eval/<entry>)")
+                   help="classifier seeds; several give mean ± std (default 0; with --check, the published seeds)")
+    add_flags(p, EvalSpec, defaults={"dataset": None, "out": None},
+              default_help={"dataset": "the protocol's, else the one the weights were trained on",
+                            "out": "runs/eval/<entry>"})
     p.add_argument("--check", action="store_true",
                    help="compare with the manifest's published value for this protocol/dataset; exit 1 if off")
-    p.add_argument("--tolerance", type=float, default=0.5, help="--check tolerance in accuracy points")
+    p.add_argument("--tolerance", type=float, default=0.5,
+                   help="--check tolerance [accuracy points] (default: %(default)s)")
     p.set_defaults(fn=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    import statistics
+    from training.evaluate import EvalSpec
+    from training.evaluate.run import evaluate
 
-    from training.checkpoint import atomic_write_text
-    from training.evaluate import EvalSpec, run_protocol
-    from training.evaluate.source import load_backbone
-
-    published = _published_metric(args) if args.check else None
-    if args.check and published is None:
-        return 1
-    seeds = args.seeds or (published or {}).get("seeds") or [0]
-    results = []
-    for seed in seeds:
-        backbone = load_backbone(args.entry, args.weights, seed=seed)
-        dataset = args.dataset or (published or {}).get("dataset") or _default_eval_dataset(backbone.entry,
-                                                                                             args.weights)
-        out = args.out or f"runs/eval/{backbone.entry.name}"
-        spec = EvalSpec(dataset=dataset, out=out, data_root=args.data_root, seed=seed, epochs=args.epochs,
-                        max_train=args.max_train, max_test=args.max_test, device=args.device)
-        results.append(run_protocol(args.protocol, backbone, spec))
-    values = [r["value"] for r in results if r.get("value") is not None]
-    summary = {"protocol": args.protocol, "entry": backbone.entry.name, "source": backbone.label,
-               "dataset": dataset, "seeds": seeds, "runs": results,
-               "value": statistics.mean(values) if values else None,
-               "std": statistics.stdev(values) if len(values) > 1 else None}
-    if values:
-        summary["metric"] = _metric_record(args, summary, backbone.baseline)
-    suffix = f"_{backbone.baseline}" if backbone.baseline else ""  # bounds never overwrite the entry's result
-    path = atomic_write_text(f"{out}/{args.protocol}_{dataset}{suffix}.json", json.dumps(summary, indent=2) + "\n")
-    std = f" ± {summary['std']:.2f}" if summary["std"] is not None else ""
-    value = f"{summary['value']:.2f}{std}" if values else "(figure only)"
-    print(f"| protocol | dataset | source | seeds | accuracy (%) |\n|---|---|---|---|---|\n"
-          f"| {args.protocol} | {dataset} | {backbone.label} | {len(seeds)} | {value} |")
-    for r in results:
-        if r.get("png"):
-            print(f"figure: {r['png']}")
-    print(f"results: {path}")
-    if args.check:
-        return _check_against_manifest(backbone.entry, args.protocol, dataset, summary["value"], args.tolerance)
-    return 0
-
-
-def _metric_record(args: argparse.Namespace, summary: dict, baseline: str | None) -> dict:
-    """The manifest/model-card metric of an evaluation, with the command that reproduces it."""
-    from pathlib import Path
-
-    argv = ["evaluate", args.protocol]
-    if args.entry:
-        argv += ["--entry", args.entry]
-    if args.weights:
-        argv += ["--weights", args.weights]
-    argv += ["--dataset", summary["dataset"], "--seeds", *map(str, summary["seeds"])]
-    for flag in ("epochs", "max_train", "max_test", "data_root"):
-        if getattr(args, flag) is not None:
-            argv += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
-    first = summary["runs"][0]
-    command = "python -m training " + shlex.join(argv)
-    if baseline == "supervised":  # the bound's checkpoint is made by its own command: record both
-        from training.checkpoint import load_checkpoint
-
-        r = load_checkpoint(args.weights)["recipe"]
-        train = ["supervised", "--entry", summary["entry"], "--dataset", r["dataset"], "--epochs", str(r["epochs"]),
-                 "--seed", str(r["seed"]), "--out", str(Path(args.weights).parent)]
-        if args.data_root is not None:
-            train += ["--data-root", args.data_root]
-        command = "python -m training " + shlex.join(train) + " && " + command
-    record = {"task": args.protocol, "dataset": summary["dataset"], "value": round(summary["value"], 2),
-              "std": None if summary["std"] is None else round(summary["std"], 2), "seeds": summary["seeds"],
-              "command": command, "unit": "%"}
-    if first.get("metric_name"):
-        record["note"] = first["metric_name"]
-    if baseline:
-        record["baseline"] = baseline
-    return record
-
-
-def _own_metrics(entry, protocol: str, dataset: str | None = None) -> list[dict]:
-    """The entry's published metrics of a protocol (on a dataset, if given), bounds excluded."""
-    return [m for m in entry.metrics if m["task"] == protocol and not m.get("baseline")
-            and (dataset is None or m["dataset"] == dataset)]
-
-
-def _published_metric(args: argparse.Namespace) -> dict | None:
-    """For --check: the entry's published metric for this protocol (and --dataset, if given)."""
-    from rr_zoo.manifest import load_manifest
-
-    if not args.entry:
-        print("--check needs --entry NAME")
-        return None
-    entry = load_manifest().get(args.entry)
-    found = _own_metrics(entry, args.protocol, args.dataset)
-    if not found:
-        print(f"--check: {entry.name} has no published {args.protocol} metric"
-              + (f" on {args.dataset}" if args.dataset else ""))
-        return None
-    return found[0]
-
-
-def _default_eval_dataset(entry, weights) -> str:
-    if weights and str(weights).endswith(".pt"):
-        from training.checkpoint import load_checkpoint
-
-        return load_checkpoint(weights)["dataset"]
-    recipe = (entry.provenance or {}).get("recipe") or entry.recipe
-    return recipe["dataset"]
-
-
-def _check_against_manifest(entry, protocol: str, dataset: str, value: float, tolerance: float) -> int:
-    published = _own_metrics(entry, protocol, dataset)
-    if not published:
-        print(f"--check: {entry.name} has no published {protocol} metric on {dataset}")
-        return 1
-    expected = published[0]["value"]
-    ok = abs(value - expected) <= tolerance
-    verdict = "OK" if ok else "MISMATCH"
-    print(f"--check: measured {value:.2f}, manifest {expected:.2f} ({published[0]['command']}), "
-          f"tolerance ±{tolerance}: {verdict}")
-    return 0 if ok else 1
+    result = evaluate(args.protocol, args.entry, args.weights, args.seeds, values_from_args(args, EvalSpec),
+                      check=args.check)
+    print(result.table())
+    for png in result.figures:
+        print(f"figure: {png}")
+    print(f"results: {result.path}")
+    return result.check(args.tolerance) if args.check else 0
 
 
 # ----------------------------------------------------------------------------- K sweep (Fig. 2b)
+_KSWEEP_OPTIONS = ("device", "num_threads", "data_root", "out")
+
+
 @command("ksweep", "linear accuracy vs views per image K at a fixed budget of views (a small Fig. 2b)")
 def _ksweep_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--entry", required=True, help="zoo entry whose recipe to use")
+    from training.evaluate.protocols import LINEAR_EPOCHS
+    from training.recipes import RunOptions
+
     add_recipe_flags(p, skip=("k", "epochs"))
-    p.add_argument("--ks", type=int, nargs="+", default=[2, 4, 8, 16])
-    p.add_argument("--views-budget", type=int, default=800_000, help="augmented images per run (all K alike)")
-    p.add_argument("--eval-epochs", type=int, default=100, help="linear-classifier epochs")
-    p.add_argument("--eval-seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--ks", type=int, nargs="+", default=[2, 4, 8, 16], help="views per image to compare")
+    p.add_argument("--views-budget", type=int, default=800_000,
+                   help="augmented images per run, the same for every K [views] (default: %(default)s)")
+    p.add_argument("--eval-epochs", type=int, default=LINEAR_EPOCHS,
+                   help="linear-classifier epochs (default: %(default)s)")
+    p.add_argument("--eval-seeds", type=int, nargs="+", default=[0], help="linear-classifier seeds")
     p.add_argument("--eval-max-train", type=int, default=None, help="cap labelled train images (quick runs)")
     p.add_argument("--eval-max-test", type=int, default=None, help="cap test images (quick runs)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--out", default="runs/ksweep")
-    p.set_defaults(fn=_run_ksweep, k=None, epochs=None)
+    add_flags(p, RunOptions, only=_KSWEEP_OPTIONS, defaults={"out": "runs/ksweep"})
+    p.set_defaults(fn=_run_ksweep)
 
 
 def _run_ksweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from training.ksweep import format_k_sweep, run_k_sweep
+    from training.recipes import RecipeError, RunOptions
 
     if args.views_budget < 1:
         raise RecipeError(f"--views-budget must be positive; got {args.views_budget}")
     recipe = recipe_from_args(args)
     for k in args.ks:  # every K must make a valid recipe (K >= 2, ...) before any work starts
         dataclasses.replace(recipe, k=k)
-    opts = RunOptions(out=args.out, device=args.device, data_root=args.data_root, num_threads=args.threads,
-                      progress=False, ckpt_every_steps=200)
+    opts = RunOptions(**values_from_args(args, RunOptions, only=_KSWEEP_OPTIONS), progress=False,
+                      ckpt_every_steps=200)
     summary = run_k_sweep(recipe, opts, args.ks, args.views_budget, Path(args.out), args.eval_epochs,
                           tuple(args.eval_seeds), args.eval_max_train, args.eval_max_test)
     print(format_k_sweep(summary))
     print(f"figure: {summary['png']}\nresults: {args.out}/ksweep.json")
+    return 0
+
+
+# ----------------------------------------------------------------------------- datasets
+@command("data", "where each dataset is looked for and how to get it; --download fetches it with torchvision")
+def _data_parser(p: argparse.ArgumentParser) -> None:
+    from training.recipes import dataset_names
+
+    p.add_argument("names", nargs="*", metavar="DATASET",
+                   help=f"datasets to show or download (default: all); one of: {', '.join(dataset_names())}")
+    p.add_argument("--data-root", default=None, help="data folder (default: $RR_DATA_DIR, else ~/.cache/rr_zoo/data)")
+    p.add_argument("--download", action="store_true",
+                   help="download the named datasets into the data folder with torchvision (needs internet)")
+    p.set_defaults(fn=_run_data)
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    from training.data import DATASETS, load_split, search_roots
+    from training.recipes import dataset_names, require
+
+    unknown = [name for name in args.names if name not in DATASETS]
+    require(not unknown, f"unknown dataset(s) {unknown}; choose from {dataset_names()}")
+    require(bool(args.names) or not args.download,
+            "--download needs the datasets to fetch, e.g. python -m training data cifar10 --download")
+    for name in args.names or dataset_names():
+        spec = DATASETS[name]
+        if args.download:
+            data = load_split(name, spec.pretrain_split, root=args.data_root, download=True)
+            print(f"{name}: ok ({data.images.shape[0]} {spec.pretrain_split} images)")
+            continue
+        print(f"{name}: {spec.description}\n  looked for in: {', '.join(map(str, search_roots(args.data_root)))}"
+              f"\n  expects: {spec.expected_files}\n  to get it: {spec.how_to_get}")
+        if spec.torchvision_name:
+            print(f"  or: python -m training data {name} --download")
     return 0
 
 
@@ -286,6 +207,10 @@ def _export_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder to write (atomically)")
     p.add_argument("--metrics", nargs="*", default=[], help="evaluate JSON files to include")
     p.add_argument("--figures", nargs="*", default=[], help="PNG files to include (t-SNE, retrieval grid)")
+    p.add_argument("--sample-figures", action="store_true",
+                   help="also draw these weights' relation-score heatmap and retrieval grid (rr_zoo.viz) on the "
+                        "checkpoint's dataset, as in the README")
+    p.add_argument("--data-root", default=None, help="dataset folder for --sample-figures")
     p.add_argument("--provenance", default=None,
                    help="JSON file of provenance fields to set (the rest comes from the checkpoint)")
     p.set_defaults(fn=_run_export)
@@ -296,9 +221,13 @@ def _run_export(args: argparse.Namespace) -> int:
 
     from training.export import export_checkpoint, export_metrics_from
 
+    if not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file; pass the checkpoint.pt of a run "
+                                "(python -m training pretrain writes runs/<entry>-s<seed>/checkpoint.pt)")
     metrics = [m for path in args.metrics for m in export_metrics_from(path)]
     provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
-    out = export_checkpoint(args.checkpoint, args.out, args.entry, metrics, provenance, args.figures)
+    out = export_checkpoint(args.checkpoint, args.out, args.entry, metrics, provenance, args.figures,
+                            sample_figures=args.sample_figures, data_root=args.data_root)
     print(f"wrote {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
     return 0
 
@@ -313,8 +242,13 @@ def _publish_parser(p: argparse.ArgumentParser) -> None:
 
 
 def _run_publish(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from training.publish import publish
 
+    if not (Path(args.folder) / "config.json").is_file():
+        raise FileNotFoundError(f"{args.folder} is not an export folder (no config.json); write one with "
+                                "python -m training export --checkpoint CKPT --out FOLDER")
     raw = publish(args.folder, repo_id=args.repo_id, bundle=args.bundle, manifest_path=args.manifest)
     print(json.dumps({"status": raw["status"], "hub": raw["hub"], "files": raw["files"]}, indent=2))
     return 0
@@ -329,12 +263,27 @@ def _benchmark_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=3, help="timed steps per configuration (after 1 warm-up)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="benchmarks/out/benchmark.json")
+    p.add_argument("--original-repo", default=None, metavar="PATH",
+                   help="a clone of mpatacchiola/self-supervised-relational-reasoning: time ITS training code "
+                        "against our `pretrain` on the same images instead (training/bench_original.py); "
+                        "--steps then means timed steps per run after a warm-up epoch as long (0: full epochs)")
+    p.add_argument("--repeats", type=int, default=3, help="--original-repo: interleaved runs per side, best kept")
+    p.add_argument("--original-workers", type=int, default=0,
+                   help="--original-repo: the original's DataLoader num_workers (0: in-process, as ours)")
     p.set_defaults(fn=_run_benchmark)
 
 
 def _run_benchmark(args: argparse.Namespace) -> int:
-    from training.benchmark import HEADER, format_table, run_benchmark
+    if args.original_repo:
+        from training.bench_original import run_from_args
 
+        return run_from_args(args)
+    from rr_zoo.models import ARCHITECTURES
+    from training.benchmark import HEADER, format_table, run_benchmark
+    from training.recipes import require
+
+    unknown = sorted(set(args.archs) - set(ARCHITECTURES))
+    require(not unknown, f"--archs: unknown {unknown}; choose from {sorted(ARCHITECTURES)}")
     print(HEADER, flush=True)
     result = run_benchmark(args.archs, args.ks, args.m, args.steps, args.out, args.threads)
     print(f"\n{format_table(result)}\nwrote {args.out}")
@@ -344,13 +293,13 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- supervised bound
 @command("supervised", "train the same backbone with labels (the supervised upper bound), save a checkpoint")
 def _supervised_parser(p: argparse.ArgumentParser) -> None:
+    from training.evaluate.protocols import FINETUNE_EPOCHS, EvalSpec
+
     p.add_argument("--entry", required=True, help="zoo entry giving architecture and preprocessing")
-    p.add_argument("--dataset", default=None, help="labelled dataset (default: the entry's)")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-train", type=int, default=None)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--device", default="cpu")
+    add_flags(p, EvalSpec, only=("dataset", "max_train", "data_root", "device"), defaults={"dataset": None},
+              default_help={"dataset": "the entry's"})
+    p.add_argument("--epochs", type=int, default=FINETUNE_EPOCHS, help="training epochs (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and augmentation")
     p.add_argument("--out", required=True, help="run folder for checkpoint.pt")
     p.set_defaults(fn=_run_supervised)
 

@@ -1,70 +1,381 @@
-"""Wall-time estimates for ``pretrain --dry-run``: measured here, and derived for one GPU."""
+"""``pretrain --dry-run``: FLOPs and wall time of a recipe, in seconds and without building a full-size step.
+
+Nothing of the recipe's full size is ever allocated (a ResNet-56 step at K = 32, M = 64 needs
+gigabytes), and the dataset is not read: the split size comes from its ``DatasetSpec``.
+
+What is measured here and what is derived (the output's ``measured`` / ``derived`` lists say it again):
+
+- **FLOPs per step** (counted, then scaled exactly): ``FlopCounterMode`` counts one fp32 forward +
+  backward of the real step (backbone, relation head, loss, ``backward``) on ``meta`` tensors
+  (shapes, no data: no memory) of the recipe's image size, at M = 2 images with K = 2 and K = 3
+  views. The counted operations (convolutions and matrix products) of a step are
+  ``per_view · M·K + per_pair · M·K·(K−1)``: the backbone and the relation head's first layer
+  (applied per view, ``RelationHead.forward_views``) run once per view, the rest of the head once
+  per pair. Two counts fix ``per_view`` and ``per_pair`` exactly; the recipe's count follows
+  (``tests/test_estimate.py`` checks it against a full count of the real step).
+- **Seconds per step** (measured at small size, scaled linearly): the run's own code, at the run's
+  precision and threads, timed on a few views: augmentation (``make_views``) per view, backbone
+  forward + backward per view, relation head + loss + backward per image at the recipe's K (pairs
+  per image are fixed by K), and one optimiser step (per parameter; over all of them for models up
+  to 2 M parameters). The step is then ``optimiser + (augment + backbone) · M·K + head · M``.
+  Per-view costs at a small batch carry more fixed overhead than at the full batch, so the
+  estimate leans high.
+- **GPU hours**: FLOPs / an assumed sustained throughput (:data:`GPU_ASSUMED_TFLOPS`), not measured.
+
+``python -m training.estimate --all-entries --out benchmarks/out/dry_run.json`` times every manifest
+entry's ``pretrain --dry-run`` in its own process (wall time and peak RSS) and writes a JSON table.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from training.recipes import Recipe, RunOptions
 
-# Training-split sizes (images) used when the dataset is not on disk here.
-KNOWN_SPLIT_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "cifar100_20": 50_000, "stl10": 105_000,
-                     "tinyimagenet": 100_000, "slimagenet64": 160_000, "fashionmnist": 60_000,
-                     "cifar10_4k": 4_000, "cifar10_jpeg": 50_000}
 # Sustained dense bf16 throughput assumed for one H100-class GPU on these small convnets
 # (about 15% of its 990 TFLOP/s peak); an assumption, not a measurement.
 GPU_ASSUMED_TFLOPS = 150.0
+COUNT_M, COUNT_KS = 2, (2, 3)     # images, views per image of the two FLOP counts
+BACKBONE_TIMED_FLOPS = 2e10       # size of the timed backbone batch: about this many FLOPs ...
+MAX_TIMED_VIEWS = 256             # ... and at most this many views
+AUGMENT_TIMED_VIEWS = 128         # about this many views in the timed augmentation
+HEAD_TIMED_PAIRS = 8_192          # about this many pairs in the timed relation-head batch
+OPTIMIZER_TIMED_PARAMS = 2_000_000  # at most this many parameters in the timed optimiser step
+LIMIT_S, LIMIT_RSS_MIB = 20.0, 1024.0  # what --all-entries checks each dry run against
 
 
-def _split_size(recipe: Recipe, opts: RunOptions) -> tuple[int, str]:
-    from training.data import load_split
+@dataclass(frozen=True)
+class StepFlops:
+    """Counted FLOPs of one training step (forward + backward): ``per_view·M·K + per_pair·M·K·(K−1)``."""
 
-    try:
-        return int(load_split(recipe.dataset, recipe.split, root=opts.data_root).images.shape[0]), "on disk"
-    except FileNotFoundError:
-        return KNOWN_SPLIT_SIZES.get(recipe.dataset, 50_000), "published size (dataset not on disk here)"
+    per_view: int
+    per_pair: int
+
+    def at(self, m: int, k: int) -> int:
+        """FLOPs of a step with ``m`` images of ``k`` views."""
+        return self.per_view * m * k + self.per_pair * m * k * (k - 1)
 
 
-def estimate_wall_time(recipe: Recipe, opts: RunOptions, timed_steps: int = 2) -> dict[str, Any]:
-    """Time a few real training steps here and extrapolate to the full recipe.
+def count_step_flops(recipe: Recipe, m: int, k: int, in_chans: int, image_size: int,
+                     grad_checkpointing: bool = False, device: str = "meta") -> int:
+    """``FlopCounterMode`` count of one fp32 forward + backward of the step at ``m`` images × ``k`` views.
+
+    On the ``meta`` device (the default) no tensor holds data, so the count costs no memory at any
+    size; the operations, and so the count, are those of the real step (the accuracy counts of
+    ``relation_loss`` are left out: they need data and do no matrix products).
+
+    Args:
+        recipe: Architecture, head, aggregation and loss (``k`` and ``batch_size`` become ``k`` and ``m``).
+        m: Images.
+        k: Views per image.
+        in_chans: Image channels.
+        image_size: View side, pixels.
+        grad_checkpointing: Count the backbone's recomputed forward too.
+        device: Where to build the model and views.
+
+    Returns:
+        Total FLOPs counted (convolutions and matrix products, forward and backward).
+    """
+    from rr_zoo.relation import focal_loss
+    from training.pretrain import build_model
+
+    small = replace(recipe, batch_size=m, k=k)
+    with torch.device(device):
+        model = build_model(small, in_chans)
+        views = torch.randn(m * k, in_chans, image_size, image_size)
+    if grad_checkpointing:
+        model.backbone.set_grad_checkpointing(True)
+    gamma, alpha = (small.focal_gamma, small.focal_alpha) if small.loss == "focal" else (0.0, None)
+    with FlopCounterMode(display=False) as counter:
+        logits, targets = model(views, k, small.aggregation)
+        focal_loss(logits, targets, gamma=gamma, alpha=alpha).backward()
+    return int(counter.get_total_flops())
+
+
+def step_flops(recipe: Recipe, in_chans: int, image_size: int, grad_checkpointing: bool = False) -> StepFlops:
+    """Per-view and per-pair FLOPs from two small counts (M = 2; K = 2 and 3), solved exactly."""
+    (k1, k2), m = COUNT_KS, COUNT_M
+    f1, f2 = (count_step_flops(recipe, m, k, in_chans, image_size, grad_checkpointing) for k in (k1, k2))
+    # f = a·m·k + b·m·k·(k−1): a 2×2 linear system in (a, b), solved in integers
+    v1, p1, v2, p2 = m * k1, m * k1 * (k1 - 1), m * k2, m * k2 * (k2 - 1)
+    det = v1 * p2 - v2 * p1
+    per_view, rem_a = divmod(f1 * p2 - f2 * p1, det)
+    per_pair, rem_b = divmod(v1 * f2 - v2 * f1, det)
+    if rem_a or rem_b:
+        raise ArithmeticError(f"FLOP counts {f1}, {f2} are not of the form a·views + b·pairs; "
+                              "the step has an operation that scales otherwise")
+    return StepFlops(per_view, per_pair)
+
+
+def _best_seconds(fn, repeats: int = 2) -> float:
+    """Fastest of ``repeats`` timed calls, after one untimed warm-up call."""
+    fn()
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def split_size(recipe: Recipe) -> int:
+    """Images in the recipe's split, from its ``DatasetSpec`` (the dataset itself is not read)."""
+    from training.data import get_dataset_spec
+
+    return int(get_dataset_spec(recipe.dataset).split_sizes[recipe.split])
+
+
+def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
+    """FLOPs and wall time of the recipe, from exact small FLOP counts and small timed pieces of the step.
 
     Args:
         recipe: The recipe to estimate.
-        opts: Run options (precision, threads).
-        timed_steps: Steps to time after one warm-up step.
+        opts: Run options (precision, threads, channels-last, gradient checkpointing).
 
     Returns:
-        Dict with images, steps, measured seconds/step, CPU hours, FLOPs/step and a GPU-hours estimate.
+        Dict: images, steps, FLOPs per step (and per view / per pair), seconds per step with the
+        timed pieces, CPU hours, a GPU-hours estimate, what was measured and what derived, and
+        the dry run's own peak RSS.
     """
     from training.data import get_dataset_spec
-    from training.pretrain import augment_config, build_model, build_optimizer, make_views, train_step
+    from training.precision import native_bf16, resolve_precision
+    from training.pretrain import (
+        RelationalModel,
+        augment_config,
+        autocast_context,
+        build_model,
+        build_optimizer,
+        make_views,
+        peak_rss_mib,
+        relation_loss,
+    )
 
+    if opts.num_threads:
+        torch.set_num_threads(opts.num_threads)
+    t_start = time.perf_counter()
     spec = get_dataset_spec(recipe.dataset)
-    n_images, size_source = _split_size(recipe, opts)
-    steps = (n_images // recipe.batch_size) * recipe.epochs
-    model = build_model(recipe, spec.channels)
-    opt = build_optimizer(recipe, model.parameters())
-    images = torch.randint(0, 256, (recipe.batch_size, spec.channels, spec.image_size, spec.image_size),
-                           dtype=torch.uint8)
-    cfg = augment_config(recipe)
+    m, k = recipe.batch_size, recipe.k
+    size, chans = spec.image_size, spec.channels
+    n_images = split_size(recipe)
+    steps = (n_images // m) * recipe.epochs
+    precision = resolve_precision(opts.precision, opts.device)
+    if precision == "fp16":  # CUDA only; timed here on the CPU
+        precision = "fp32"
+    memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
+
+    flops = step_flops(recipe, chans, size, opts.grad_checkpointing)
+    model = build_model(recipe, chans)
+    model.backbone.to(memory_format=memory_format)
+    if opts.grad_checkpointing:
+        model.backbone.set_grad_checkpointing(True)
     gen = torch.Generator().manual_seed(0)
-    precision = opts.precision if opts.precision != "fp16" else "fp32"
-    with FlopCounterMode(display=False) as counter:
-        train_step(model, opt, make_views(images, recipe.k, cfg, generator=gen), recipe, "fp32")
-    flops = counter.get_total_flops()
-    t0 = time.perf_counter()
-    for _ in range(timed_steps):
-        train_step(model, opt, make_views(images, recipe.k, cfg, generator=gen), recipe, precision)
-    per_step = (time.perf_counter() - t0) / timed_steps
+
+    # backbone forward + backward on n_bb views
+    n_bb = max(2, min(MAX_TIMED_VIEWS, m * k, int(BACKBONE_TIMED_FLOPS // max(flops.per_view, 1))))
+    views = torch.randn(n_bb, chans, size, size, generator=gen).contiguous(memory_format=memory_format)
+
+    def backbone_step() -> None:
+        with autocast_context("cpu", precision):
+            features = model.backbone(views)
+        features.float().sum().backward()
+
+    t_backbone = _best_seconds(backbone_step) / n_bb
+
+    # relation head + loss + backward at the recipe's K on m_head images (random features)
+    m_head = max(2, min(m, math.ceil(HEAD_TIMED_PAIRS / (k * (k - 1)))))
+    features = torch.randn(m_head * k, model.backbone.num_features, generator=gen, requires_grad=True)
+    head_only = RelationalModel(nn.Identity(), model.head)
+    head_recipe = replace(recipe, batch_size=m_head)
+
+    def head_step() -> None:
+        with autocast_context("cpu", precision):
+            loss, _ = relation_loss(head_only, features, head_recipe)
+        loss.backward()
+
+    t_head = _best_seconds(head_step) / m_head
+
+    # augmentation of m_aug images × K views
+    m_aug = max(1, min(m, AUGMENT_TIMED_VIEWS // k))
+    images = torch.randint(0, 256, (m_aug, chans, size, size), dtype=torch.uint8, generator=gen)
+    cfg = augment_config(recipe)
+    t_augment = _best_seconds(lambda: make_views(images, k, cfg, generator=gen,
+                                                 channels_last=opts.channels_last)) / (m_aug * k)
+
+    # one optimiser step: over every parameter, or (large models) over the smallest tensors up to
+    # OPTIMIZER_TIMED_PARAMS elements, scaled by element count (its state would cost 2 more model copies)
+    params = sorted(model.parameters(), key=lambda p: p.numel())
+    n_params = sum(p.numel() for p in params)
+    timed_params, timed_numel = [], 0
+    for p in params:
+        if timed_params and timed_numel + p.numel() > OPTIMIZER_TIMED_PARAMS:
+            break
+        timed_params.append(p)
+        timed_numel += p.numel()
+    optimizer = build_optimizer(recipe, timed_params)
+    for p in timed_params:
+        p.grad = torch.zeros_like(p)
+    t_optimizer = _best_seconds(optimizer.step) * n_params / timed_numel
+    del optimizer
+
+    per_step = t_optimizer + (t_augment + t_backbone) * m * k + t_head * m
+    total_flops = flops.at(m, k)
     return {
-        "images": n_images, "images_source": size_source, "steps": steps,
-        "cpu_seconds_per_step_measured": round(per_step, 3),
+        "images": n_images, "images_source": f"DatasetSpec {recipe.dataset}/{recipe.split} (the dataset is not read)",
+        "steps": steps, "views_per_step": m * k, "pairs_per_step": recipe.pairs_per_step,
+        "precision": precision, "precision_why": (native_bf16(opts.device)[1] if opts.precision == "auto"
+                                                  else f"--precision {opts.precision}"),
+        "cpu_threads": torch.get_num_threads(), "grad_checkpointing": opts.grad_checkpointing,
+        "flops_per_step": total_flops,
+        "flops_per_view": flops.per_view, "flops_per_pair": flops.per_pair,
+        "cpu_seconds_per_step": round(per_step, 4),
         "cpu_hours": round(per_step * steps / 3600, 1),
-        "cpu_threads": torch.get_num_threads(), "precision": precision,
-        "flops_per_step": flops,
-        "gpu_hours_estimate": float(f"{flops * steps / (GPU_ASSUMED_TFLOPS * 1e12) / 3600:.3g}"),
+        "timed": {
+            "augment_s_per_view": t_augment, "augment_views_timed": m_aug * k,
+            "backbone_fwd_bwd_s_per_view": t_backbone, "backbone_views_timed": n_bb,
+            "head_loss_bwd_s_per_image": t_head, "head_images_timed": m_head, "head_pairs_timed": m_head * k * (k - 1),
+            "optimizer_step_s": t_optimizer, "optimizer_params_timed": timed_numel, "params": n_params,
+        },
+        "measured": [
+            f"FLOPs of one fp32 forward+backward at M={COUNT_M}, K={COUNT_KS[0]} and K={COUNT_KS[1]} "
+            "(torch.utils.flop_counter.FlopCounterMode on meta tensors: convolutions and matrix products)",
+            f"seconds ({precision}, {torch.get_num_threads()} thread(s), best of 2 after a warm-up): augmentation of "
+            f"{m_aug * k} views, backbone forward+backward on {n_bb} views, relation head+loss+backward on "
+            f"{m_head} images × {k} views ({m_head * k * (k - 1)} pairs), one optimiser step over {timed_numel} of the "
+            f"{n_params} parameters",
+        ],
+        "derived": [
+            f"flops_per_step = {flops.per_view}·M·K + {flops.per_pair}·M·K·(K−1) at M={m}, K={k} (exact)",
+            f"cpu_seconds_per_step = optimiser + (augment + backbone)·{m * k} views + head·{m} images "
+            "(per-view / per-image / per-parameter times scaled linearly; small batches carry more overhead, "
+            "so it leans high)",
+            f"steps = {n_images} // {m} × {recipe.epochs} epochs; cpu_hours = steps × cpu_seconds_per_step",
+            "gpu_hours_estimate = flops_per_step × steps / the assumed GPU throughput",
+        ],
+        "gpu_hours_estimate": float(f"{total_flops * steps / (GPU_ASSUMED_TFLOPS * 1e12) / 3600:.3g}"),
         "gpu_assumption": f"{GPU_ASSUMED_TFLOPS:.0f} TFLOP/s sustained on one H100-class GPU (assumed, not measured)",
+        "dry_run_seconds": round(time.perf_counter() - t_start, 2),
+        "dry_run_peak_rss_mib": round(peak_rss_mib(), 1),
     }
+
+
+# ----------------------------------------------------------------------------- benchmark over the manifest
+def _rss_anon_mib(pid: int) -> float | None:
+    """Current anonymous (private, not file-backed) resident memory of a process, MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def time_dry_run(entry: str, threads: int, extra: list[str] | None = None) -> dict[str, Any]:
+    """Run ``python -m training pretrain --entry ENTRY --dry-run`` in a fresh process.
+
+    Returns:
+        Dict with the process's wall time, peak RSS (``ru_maxrss`` of the child: all resident pages,
+        including the shared libraries torch maps), the peak of its anonymous resident memory
+        (sampled every 10 ms from /proc), its exit status and its printed estimate.
+    """
+    cmd = [sys.executable, "-m", "training", "pretrain", "--entry", entry, "--dry-run", "--threads", str(threads),
+           *(extra or [])]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        anon_peak = [0.0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                anon_peak[0] = max(anon_peak[0], _rss_anon_mib(proc.pid) or 0.0)
+                done.wait(0.01)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        done.set()
+        sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    row: dict[str, Any] = {"entry": entry, "command": " ".join(["python", *cmd[1:]]), "exit_status": proc.returncode,
+                           "wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+                           "peak_anon_rss_mib_sampled": round(anon_peak[0], 1)}
+    if proc.returncode == 0:
+        est = json.loads(stdout)["estimate"]
+        row.update({k: est[k] for k in ("precision", "cpu_seconds_per_step", "cpu_hours", "flops_per_step",
+                                        "gpu_hours_estimate", "dry_run_seconds")})
+    else:
+        row["stderr_tail"] = stderr[-2000:]
+    row["within_limits"] = bool(proc.returncode == 0 and wall <= LIMIT_S and row["peak_rss_mib"] <= LIMIT_RSS_MIB)
+    return row
+
+
+def import_baseline(threads: int) -> dict[str, float]:
+    """Peak RSS of a process that only imports what a dry run imports (torch, timm, the training code)."""
+    code = "import torch, timm, training.pretrain, training.estimate"
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    _, status, usage = os.wait4(proc.pid, 0)
+    return {"peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "exit_status": os.waitstatus_to_exitcode(status)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.estimate --all-entries --out FILE``: time every entry's dry run, write JSON."""
+    import platform
+
+    import rr_zoo
+    from training.precision import cpu_flags
+    from training.provenance import code_commit, hardware
+
+    parser = argparse.ArgumentParser(prog="python -m training.estimate", description=main.__doc__)
+    parser.add_argument("--all-entries", action="store_true", help="every manifest entry (default)")
+    parser.add_argument("--entries", nargs="+", default=None, help="only these entries")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each dry run (default: 1)")
+    parser.add_argument("--out", default="benchmarks/out/dry_run.json", help="JSON file to write")
+    args = parser.parse_args(argv)
+    entries = args.entries or rr_zoo.list_models()
+    rows = []
+    for entry in entries:
+        rows.append(time_dry_run(entry, args.threads))
+        r = rows[-1]
+        print(f"{entry:30s} {r['wall_s']:6.1f} s  peak RSS {r['peak_rss_mib']:7.0f} MiB  "
+              f"(anon {r['peak_anon_rss_mib_sampled']:6.0f})  exit {r['exit_status']}", flush=True)
+    flags = cpu_flags() or set()
+    result = {
+        "command": "python -m training.estimate " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "code_commit": code_commit(), "hardware": hardware("cpu", args.threads), "torch": torch.__version__,
+        "python": platform.python_version(), "bf16_cpu_flags": sorted(flags & {"avx512_bf16", "amx_bf16"}),
+        "limits": {"wall_s": LIMIT_S, "peak_rss_mib": LIMIT_RSS_MIB},
+        "import_only": import_baseline(args.threads),
+        "rows": rows,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"import torch + timm + training only: peak RSS {result['import_only']['peak_rss_mib']:.0f} MiB")
+    print(f"{sum(r['within_limits'] for r in rows)}/{len(rows)} within {LIMIT_S:.0f} s and {LIMIT_RSS_MIB:.0f} MiB; "
+          f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from rr_zoo.convert import write_export_folder
+from rr_zoo.export_format import write_export_folder
 from rr_zoo.manifest import ZooEntry, load_manifest
-from training.checkpoint import load_checkpoint
+from training.checkpoint import TrainingCheckpoint, load_checkpoint
 from training.provenance import run_provenance
 
 
@@ -17,8 +18,24 @@ def _yaml_list(items: list[str]) -> str:
 
 
 def model_card(entry: ZooEntry, recipe: dict[str, Any], metrics: list[dict[str, Any]],
-               provenance: dict[str, Any], figures: tuple[str, ...] = ()) -> str:
-    """Model card (README.md) with Hub YAML metadata, usage, recipe, metrics with their commands."""
+               provenance: dict[str, Any], figures: tuple[str, ...] = (),
+               preprocessing: dict[str, Any] | None = None) -> str:
+    """Model card (README.md) with Hub YAML metadata, usage, recipe, metrics with their commands.
+
+    ``preprocessing``: what the weights were trained with, when it differs from the entry's (a folder dataset).
+    """
+    pre = {**entry.preprocessing, **(preprocessing or {})}
+    usage = (f'`rr_zoo.get_transform("{entry.name}")`' if pre == entry.preprocessing
+             else f'`rr_zoo.get_transform("{entry.name}", weights=PATH)`, PATH: this folder; '
+                  f'`timm.create_model("local-dir:PATH")` uses it too')
+    chain = provenance.get("init")
+    continued = ""
+    if chain:
+        digest = next(iter(chain.get("sha256", {}).values()), "n/a")
+        continued = (f"\nContinued pretraining: started from the {chain['kind']} `{chain['from']}` (sha256 {digest}, "
+                     f"{chain.get('epochs', 'n/a')} epochs), then {provenance.get('epochs_added')} more epochs here "
+                     f"({provenance.get('epochs_trained', 'n/a')} in all); `provenance.init` in config.json has "
+                     "the whole chain.\n")
     index = ""
     if metrics:
         results = "".join(
@@ -60,8 +77,8 @@ model = timm.create_model("{entry.name}", pretrained=True)   # frozen {entry.num
 # or, from this folder: timm.create_model("local-dir:PATH") / timm.create_model("hf-hub:{entry.hub['repo_id']}")
 ```
 
-Preprocessing: input {tuple(entry.preprocessing['input_size'])}, mean {tuple(entry.preprocessing['mean'])},
-std {tuple(entry.preprocessing['std'])} (`rr_zoo.get_transform("{entry.name}")`).
+Preprocessing: input {tuple(pre['input_size'])}, mean {tuple(pre['mean'])},
+std {tuple(pre['std'])} ({usage}).
 
 ## Training recipe (these weights)
 
@@ -71,7 +88,7 @@ std {tuple(entry.preprocessing['std'])} (`rr_zoo.get_transform("{entry.name}")`)
 
 Provenance: `{provenance.get('command', 'n/a')}` — code commit {provenance.get('code_commit', 'n/a')},
 hardware {provenance.get('hardware', 'n/a')}, wall time {provenance.get('wall_time_s', 'n/a')} s.
-
+{continued}
 ## Results (each reproduced by the command beside it)
 
 | protocol | dataset | accuracy (%) | command |
@@ -83,9 +100,45 @@ Paper, same backbone and dataset (paper-scale recipe):
 {images}"""
 
 
+def make_sample_figures(ckpt: TrainingCheckpoint, entry: ZooEntry, out_dir: str | Path,
+                        data_root: str | Path | None = None) -> list[Path]:
+    """The relation-score heatmap and retrieval grid of a checkpoint's weights (``rr_zoo.viz``, as in the README).
+
+    Images come from the checkpoint's dataset (``training.data.load_split``): its test split gives the
+    heatmap images and retrieval queries, its train split the gallery (one split serves both when the
+    dataset has only one). Writes ``relation_scores.png`` and ``retrieval.png`` into ``out_dir``.
+    """
+    from rr_zoo import viz
+    from rr_zoo.models import build_backbone
+    from rr_zoo.relation import RelationHead, relation_input_features
+    from training.data import DataRequest, from_files, get_dataset_spec, load_split
+
+    if not ckpt.relation:
+        raise ValueError("the checkpoint has no relation head (a supervised run?): no relation-score figure to draw")
+    pre, folder = ckpt.preprocessing, {}
+    if pre and from_files(ckpt.dataset):  # a folder dataset is read as the run read it
+        folder["request"] = DataRequest(image_size=int(pre["input_size"][-1]), channels=ckpt.in_chans,
+                                        mean=tuple(pre["mean"]), std=tuple(pre["std"]))
+    splits = get_dataset_spec(ckpt.dataset, **folder).splits
+    train_split = "train" if "train" in splits else splits[0]
+    test_split = next((s for s in ("test", "val") if s in splits), train_split)
+    train = load_split(ckpt.dataset, train_split, root=data_root, **folder)
+    test = train if test_split == train_split else load_split(ckpt.dataset, test_split, root=data_root, **folder)
+    backbone = build_backbone(ckpt.architecture, in_chans=ckpt.in_chans)
+    backbone.load_state_dict(ckpt.backbone)
+    aggregation = ckpt.recipe.get("aggregation", entry.recipe["aggregation"])
+    head = RelationHead(relation_input_features(backbone.num_features, aggregation),
+                        hidden=ckpt.recipe.get("relation_hidden", 256))
+    head.load_state_dict(ckpt.relation)
+    paths = viz.entry_figures(entry.name, backbone.eval(), head.eval(), train, test, out_dir,
+                              aggregation=aggregation, label=f"{entry.name}\n(epoch {ckpt.epoch})")
+    return [paths["relation"], paths["retrieval"]]
+
+
 def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str | None = None,
                       metrics: list[dict[str, Any]] | None = None, provenance: dict[str, Any] | None = None,
-                      figures: list[str | Path] | None = None) -> Path:
+                      figures: list[str | Path] | None = None, sample_figures: bool = False,
+                      data_root: str | Path | None = None) -> Path:
     """Write an export folder from a pretraining checkpoint.
 
     Args:
@@ -96,30 +149,41 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
         provenance: Provenance fields to set explicitly; the rest (command, code commit, versions,
             hardware, wall time, recipe) is taken from the checkpoint and its run folder.
         figures: PNG files (e.g. t-SNE, retrieval grid) to include and show in the card.
+        sample_figures: Also draw the relation-score heatmap and retrieval grid of these weights
+            (:func:`make_sample_figures`, images from the checkpoint's dataset under ``data_root``).
+        data_root: Data folder for ``sample_figures``.
 
     Returns:
         The folder.
     """
     ckpt = load_checkpoint(checkpoint)
-    entry = load_manifest().get(entry_name or ckpt["entry"])
-    if ckpt["architecture"] != entry.architecture:
-        raise ValueError(f"checkpoint is a {ckpt['architecture']} but {entry.name} is a {entry.architecture}")
+    entry = load_manifest().get(entry_name or ckpt.entry)
+    if ckpt.architecture != entry.architecture:
+        raise ValueError(f"checkpoint is a {ckpt.architecture} but {entry.name} is a {entry.architecture}")
     run_dir = Path(checkpoint).parent
     provenance = run_provenance(ckpt, run_dir, provenance)
     figures = [Path(f) for f in figures or []]
+    if sample_figures:
+        drawn = tempfile.TemporaryDirectory()  # deleted when this function returns
+        figures += make_sample_figures(ckpt, entry, drawn.name, data_root)
+    if len({f.name for f in figures}) != len(figures):
+        raise ValueError(f"figures with the same file name: {sorted(f.name for f in figures)}")
     for f in figures:
         if f.suffix != ".png" or not f.is_file():
             raise FileNotFoundError(f"figure {f} is not a PNG file; pass the PNGs written by `evaluate`")
-    card = model_card(entry, ckpt["recipe"], metrics or [], provenance, tuple(f.name for f in figures))
+    card = model_card(entry, ckpt.recipe, metrics or [], provenance, tuple(f.name for f in figures),
+                      ckpt.preprocessing)
     extra_files = {"README.md": card.encode(), **{f.name: f.read_bytes() for f in figures}}
     for name in ("log.jsonl", "curves.png"):
         if (run_dir / name).is_file():
             extra_files[name] = (run_dir / name).read_bytes()
-    backbone = {k: v.contiguous() for k, v in ckpt["backbone"].items()}
-    relation = {k: v.contiguous() for k, v in ckpt["relation"].items()}
+    backbone = {k: v.contiguous() for k, v in ckpt.backbone.items()}
+    relation = {k: v.contiguous() for k, v in ckpt.relation.items()}
     return write_export_folder(out, entry, backbone, relation, extra_files=extra_files,
-                               extra_config={"recipe": ckpt["recipe"], "metrics": metrics or [],
-                                             "epochs_trained": ckpt["epoch"], "provenance": provenance})
+                               extra_config={"recipe": ckpt.recipe, "metrics": metrics or [],
+                                             "epochs_trained": provenance.get("epochs_trained", ckpt.epoch),
+                                             "provenance": provenance},
+                               preprocessing=ckpt.preprocessing)
 
 
 def export_metrics_from(path: str | Path | None) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from training.checkpoint import atomic_write_text, load_checkpoint
+from training.evaluate.protocols import LINEAR_EPOCHS
 from training.recipes import Recipe, RecipeError, RunOptions
 
 
@@ -54,7 +55,7 @@ def plan_k(k: int, views_budget: int, batch_size: int, n_images: int) -> SweepPl
 
 
 def run_k_sweep(recipe: Recipe, opts: RunOptions, ks: list[int], views_budget: int, out: Path,
-                eval_epochs: int = 100, eval_seeds: tuple[int, ...] = (0,), eval_max_train: int | None = None,
+                eval_epochs: int = LINEAR_EPOCHS, eval_seeds: tuple[int, ...] = (0,), eval_max_train: int | None = None,
                 eval_max_test: int | None = None) -> dict[str, Any]:
     """Pretrain and linear-evaluate one run per K; write ``ksweep.json``, ``ksweep.png`` and a table.
 
@@ -77,16 +78,17 @@ def run_k_sweep(recipe: Recipe, opts: RunOptions, ks: list[int], views_budget: i
     from training.data import load_split
     from training.evaluate import EvalSpec, run_protocol
     from training.evaluate.source import load_backbone
-    from training.pretrain import CHECKPOINT, pretrain
+    from training.pretrain import CHECKPOINT, data_request, pretrain
 
-    n_images = load_split(recipe.dataset, recipe.split, root=opts.data_root).images.shape[0]
+    n_images = load_split(recipe.dataset, recipe.split, root=opts.data_root,
+                          request=data_request(recipe, opts)).images.shape[0]
     rows = []
     for k in ks:
         plan = plan_k(k, views_budget, recipe.batch_size, n_images)
         run_dir = out / f"k{k}"
         ckpt_path = run_dir / CHECKPOINT
         run_recipe = replace(recipe, k=k, epochs=plan.epochs)
-        done = ckpt_path.is_file() and load_checkpoint(ckpt_path)["epoch"] >= plan.epochs
+        done = ckpt_path.is_file() and load_checkpoint(ckpt_path).epoch >= plan.epochs
         if not done:
             run_opts = replace(opts, out=str(run_dir), steps_per_epoch=plan.steps_per_epoch,
                                resume=ckpt_path.is_file())
@@ -103,7 +105,7 @@ def run_k_sweep(recipe: Recipe, opts: RunOptions, ks: list[int], views_budget: i
         rows.append({"k": k, "epochs": plan.epochs, "steps_per_epoch": plan.steps_per_epoch,
                      "views": plan.views(recipe.batch_size), "linear": statistics.mean(values),
                      "linear_std": statistics.stdev(values) if len(values) > 1 else None,
-                     "final_loss": last["loss"], "train_seconds": load_checkpoint(ckpt_path).get("train_seconds")})
+                     "final_loss": last["loss"], "train_seconds": load_checkpoint(ckpt_path).train_seconds})
         print(json.dumps(rows[-1]), flush=True)
     summary = {"entry": recipe.entry, "dataset": recipe.dataset, "batch_size": recipe.batch_size,
                "views_budget": views_budget, "eval_epochs": eval_epochs, "eval_seeds": list(eval_seeds),

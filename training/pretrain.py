@@ -15,8 +15,9 @@ import math
 import os
 import resource
 import signal
+import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from rr_zoo.atomic import atomic_write
 from rr_zoo.models import build_backbone
 from rr_zoo.relation import RelationHead, focal_loss, relation_input_features
 from training.augment import AugmentConfig, make_views
-from training.checkpoint import FORMAT, atomic_save, atomic_write_text, load_checkpoint
-from training.data import get_dataset_spec, load_split, subset_indices
+from training.checkpoint import TrainingCheckpoint, atomic_write_text, load_checkpoint
+from training.data import DataRequest, DatasetSpec, get_dataset_spec, load_split, subset_indices
+from training.precision import native_bf16, resolve_precision
 from training.provenance import environment
 from training.recipes import Recipe, RecipeError, RunOptions
 
@@ -78,10 +81,31 @@ def autocast_context(device: str, precision: str):
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
-def augment_config(recipe: Recipe) -> AugmentConfig:
-    """The paper's view distribution for the recipe's dataset."""
-    spec = get_dataset_spec(recipe.dataset)
+def augment_config(recipe: Recipe, spec: DatasetSpec | None = None) -> AugmentConfig:
+    """The paper's view distribution for the recipe's dataset (``spec``: the run's, if already resolved)."""
+    spec = spec or dataset_spec(recipe)
     return AugmentConfig(size=spec.image_size, mean=spec.mean, std=spec.std)
+
+
+def data_request(recipe: Recipe, opts: RunOptions | None = None, ckpt: TrainingCheckpoint | None = None,
+                 progress: bool = False) -> DataRequest:
+    """What a run asks of a folder dataset (registered datasets ignore it): the entry's input side (or the
+    recipe's ``image_size``) and channels, the recipe's mean/std (else measured on the images; a resumed run
+    keeps its checkpoint's), ``--strict``."""
+    from rr_zoo.manifest import load_manifest
+
+    entry = load_manifest().get(recipe.entry)
+    mean, std = recipe.mean, recipe.std
+    if ckpt is not None and ckpt.preprocessing:
+        mean, std = mean or tuple(ckpt.preprocessing["mean"]), std or tuple(ckpt.preprocessing["std"])
+    return DataRequest(image_size=recipe.image_size or int(entry.preprocessing["input_size"][-1]),
+                       channels=entry.in_chans, mean=mean, std=std, strict=bool(opts and opts.strict),
+                       progress=progress)
+
+
+def dataset_spec(recipe: Recipe, opts: RunOptions | None = None) -> DatasetSpec:
+    """The spec of the recipe's dataset (a folder's is built for the run: :func:`data_request`)."""
+    return get_dataset_spec(recipe.dataset, data_request(recipe, opts))
 
 
 # ----------------------------------------------------------------------------- step
@@ -128,18 +152,62 @@ def relation_loss(model: nn.Module, views: torch.Tensor, recipe: Recipe,
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, views: torch.Tensor, recipe: Recipe,
                precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
                ) -> tuple[float, dict[str, torch.Tensor]]:
-    """One optimisation step on a view-major batch; returns (loss value, accuracy counts)."""
+    """One optimisation step on a view-major batch; returns (loss value, accuracy counts).
+
+    With gradient checkpointing on (``backbone.set_grad_checkpointing(True)``) the backward pass
+    recomputes the backbone's forward, which would update its BatchNorm running statistics a
+    second time; they are restored to their values after the (single) forward, so the step equals
+    the plain one in loss, gradients and BatchNorm statistics.
+    """
     optimizer.zero_grad(set_to_none=True)
     with autocast_context(str(views.device), precision):
         loss, stats = relation_loss(model, views, recipe)
+    with keep_batchnorm_stats(recomputed_batchnorms(model)):
+        (scaler.scale(loss) if scaler is not None else loss).backward()
     if scaler is not None:
-        scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
     else:
-        loss.backward()
         optimizer.step()
     return loss.item(), stats
+
+
+def recomputed_batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """Training-mode BatchNorm layers inside modules with ``grad_checkpointing`` on (run twice per step)."""
+    found: list[nn.modules.batchnorm._BatchNorm] = []
+    for module in model.modules():
+        if getattr(module, "grad_checkpointing", False):
+            found += [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                      and m.training and m.track_running_stats and m not in found]
+    return found
+
+
+@contextlib.contextmanager
+def keep_batchnorm_stats(layers: list[nn.modules.batchnorm._BatchNorm]):
+    """Restore the running statistics of ``layers`` on exit (undoes the update of a recomputed forward)."""
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in layers]
+    yield
+    with torch.no_grad():
+        for m, (mean, var, count) in zip(layers, saved):
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(count)
+
+
+def run_precision(opts: RunOptions, device: str, ckpt_path: Path) -> tuple[str, str]:
+    """The precision a run trains in, and why (:func:`training.precision.resolve_precision`).
+
+    ``auto`` resolves on this machine, except that a resumed run keeps the precision its
+    checkpoint recorded (a resume continues the same computation).
+    """
+    if opts.precision != "auto":
+        return opts.precision, "--precision " + opts.precision
+    if opts.resume and ckpt_path.is_file():
+        recorded = (load_checkpoint(ckpt_path).options or {}).get("precision")
+        if recorded in ("fp32", "bf16", "fp16"):
+            return recorded, "auto: the precision recorded in the checkpoint being resumed"
+    _, why = native_bf16(device)
+    return resolve_precision("auto", device), f"auto: {why}"
 
 
 # ----------------------------------------------------------------------------- loop helpers
@@ -149,11 +217,15 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
-def peak_memory_mib(device: str) -> float:
-    """Peak memory of this process: CUDA allocator peak, or the CPU resident-set peak."""
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (CPU memory), in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def peak_cuda_mib(device: str) -> float:
+    """Peak CUDA memory allocated by torch on ``device``, in MiB."""
+    return torch.cuda.max_memory_allocated(device) / 2**20
 
 
 class StopFlag:
@@ -205,10 +277,8 @@ def plot_curves(log_path: Path, out_png: Path) -> Path | None:
     axes[1].set(xlabel="epoch", ylabel="accuracy (%)", title="pair accuracy")
     axes[1].legend()
     fig.tight_layout()
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_write(out_png, lambda fh: fig.savefig(fh, format="png", dpi=100))
     plt.close(fig)
-    os.replace(tmp, out_png)
     return out_png
 
 
@@ -235,10 +305,11 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     if local_m < 2:
         raise RecipeError(f"each process needs >= 2 images per step; got {local_m}")
     out = Path(opts.out)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-    spec = get_dataset_spec(recipe.dataset)
-    data = load_split(recipe.dataset, recipe.split, root=opts.data_root)
+    ckpt_path = out / CHECKPOINT
+    ckpt = load_checkpoint(ckpt_path) if opts.resume else None  # read first: a folder keeps its normalisation
+    request = data_request(recipe, opts, ckpt, progress=opts.progress and rank == 0)
+    spec = get_dataset_spec(recipe.dataset, request)
+    data = load_split(recipe.dataset, recipe.split, root=opts.data_root, request=request)
     images = data.images
     if device.startswith("cuda"):
         images = images.to(device)  # uint8 on the GPU, as airbench does
@@ -247,40 +318,49 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
         steps_per_epoch = min(steps_per_epoch, opts.steps_per_epoch)
     if steps_per_epoch < 1:
         raise RecipeError(f"{recipe.dataset}/{recipe.split} has {images.shape[0]} images, fewer than "
-                          f"batch_size={recipe.batch_size}")
+                          f"batch_size={recipe.batch_size}; use more images or a smaller --batch-size")
+    if opts.knn_every and spec.num_classes == 0:
+        raise RecipeError(f"--knn-every needs labels and {recipe.dataset} has none (no class sub-folders); "
+                          "leave out --knn-every")
+    init = None  # --init: checked and loaded before anything is written
+    if recipe.init is not None and ckpt is None:
+        from training.init import load_init
+
+        init = load_init(recipe.init, recipe, spec.channels)
+    init_record = init.record if init is not None else (ckpt.init if ckpt is not None else None)
+    preprocessing = {"input_size": list(spec.input_size), "mean": list(spec.mean), "std": list(spec.std)}
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
 
     model = build_model(recipe, spec.channels)
+    if init is not None:
+        from training.init import apply_init
+
+        apply_init(init, model.backbone, model.head)
     memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
     model.backbone.to(device, memory_format=memory_format)
     model.head.to(device)
     if world > 1 and opts.sync_bn:
         model.backbone = nn.SyncBatchNorm.convert_sync_batchnorm(model.backbone)
+    if opts.grad_checkpointing:
+        model.backbone.set_grad_checkpointing(True)
+    precision, why = run_precision(opts, device, out / CHECKPOINT)
+    opts = replace(opts, precision=precision)  # recorded in the checkpoint: the reproducing command pins it
+    if rank == 0:
+        print(json.dumps({"kind": "precision", "precision": precision, "why": why}), flush=True)
     optimizer = build_optimizer(recipe, model.parameters())
     scaler = torch.amp.GradScaler("cuda") if opts.precision == "fp16" else None
     aug_gen = torch.Generator(device=device).manual_seed(recipe.seed * 7919 + rank)
-    aug_cfg = augment_config(recipe)
+    aug_cfg = augment_config(recipe, spec)
 
     epoch, step_in_epoch, global_step = 0, 0, 0
     acc = _new_accumulator()
     env: dict[str, Any] = {}  # provenance of the run's start (rank 0), kept across resumes
     train_seconds = 0.0  # wall time of training steps, summed over resumes
-    ckpt_path = out / CHECKPOINT
-    if opts.resume:
-        ckpt = load_checkpoint(ckpt_path)
-        if ckpt["recipe"] != recipe.to_dict():
-            diff = {k: (ckpt["recipe"].get(k), v) for k, v in recipe.to_dict().items() if ckpt["recipe"].get(k) != v}
-            raise RecipeError(f"--resume with a different recipe than the checkpoint's: {diff} (checkpoint, now)")
-        model.backbone.load_state_dict(ckpt["backbone"])
-        model.head.load_state_dict(ckpt["relation"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        epoch, step_in_epoch, global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
-        acc = dict(ckpt["accumulator"])
-        env = ckpt.get("environment") or {}
-        train_seconds = ckpt.get("train_seconds", 0.0)
-        aug_gen.set_state(ckpt["rng"]["aug"][rank].to(aug_gen.get_state().device))
-        torch.set_rng_state(ckpt["rng"]["torch"])
+    if ckpt is not None:
+        restore(ckpt, recipe, model, optimizer, scaler, aug_gen, rank)
+        epoch, step_in_epoch, global_step = ckpt.epoch, ckpt.step_in_epoch, ckpt.global_step
+        acc, env, train_seconds = dict(ckpt.accumulator), ckpt.environment, ckpt.train_seconds
     elif rank == 0:
         (out / LOG).unlink(missing_ok=True)
     if rank == 0 and not env:
@@ -297,16 +377,15 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
             aug_states = gathered
         if rank != 0:
             return
-        atomic_save({
-            "format": FORMAT, "entry": recipe.entry, "architecture": recipe.architecture,
-            "dataset": recipe.dataset, "in_chans": spec.channels, "recipe": recipe.to_dict(),
-            "options": {k: v for k, v in asdict(opts).items() if k != "extra"},
-            "backbone": model.backbone.state_dict(), "relation": model.head.state_dict(),
-            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-            "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
-            "accumulator": acc, "rng": {"aug": aug_states, "torch": torch.get_rng_state()},
-            "saved_because": reason, "world_size": world, "environment": env, "train_seconds": train_seconds,
-        }, ckpt_path)
+        TrainingCheckpoint(
+            entry=recipe.entry, architecture=recipe.architecture, dataset=recipe.dataset, in_chans=spec.channels,
+            recipe=recipe.to_dict(), options={k: v for k, v in asdict(opts).items() if k != "extra"},
+            backbone=model.backbone.state_dict(), relation=model.head.state_dict(),
+            optimizer=optimizer.state_dict(), scaler=scaler.state_dict() if scaler else None,
+            epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step, accumulator=acc,
+            rng={"aug": aug_states, "torch": torch.get_rng_state()}, saved_because=reason, world_size=world,
+            environment=env, train_seconds=train_seconds, preprocessing=preprocessing, init=init_record,
+        ).save(ckpt_path)
 
     stopped = False
     last_log: dict[str, Any] = {}
@@ -345,7 +424,7 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
                 break
             last_log = _epoch_log(acc, epoch, global_step, device)
             if opts.knn_every and (epoch + 1) % opts.knn_every == 0 and rank == 0:
-                last_log["knn_acc"] = online_knn(model.backbone, recipe, opts, device)
+                last_log["knn_acc"] = online_knn(model.backbone, recipe, opts, device, request=request)
             epoch, step_in_epoch, acc = epoch + 1, 0, _new_accumulator()
             save("epoch")
             if rank == 0:
@@ -358,6 +437,28 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     if rank == 0:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def restore(ckpt: TrainingCheckpoint, recipe: Recipe, model: RelationalModel, optimizer: torch.optim.Optimizer,
+            scaler: torch.amp.GradScaler | None, aug_gen: torch.Generator, rank: int = 0) -> None:
+    """Load a checkpoint's weights, optimiser, scaler and RNG states into a run of the same recipe.
+
+    Raises:
+        RecipeError: the recipe differs from the checkpoint's, or the file cannot be resumed (weights only).
+    """
+    # a field added since the checkpoint was written is absent from it: compared as its default (None)
+    diff = {k: (ckpt.recipe.get(k), v) for k, v in recipe.to_dict().items() if ckpt.recipe.get(k) != v}
+    if diff:
+        raise RecipeError(f"--resume with a different recipe than the checkpoint's: {diff} (checkpoint, now)")
+    if not ckpt.resumable:
+        raise RecipeError("--resume: the checkpoint holds weights only (no optimiser or RNG state); start a new run")
+    model.backbone.load_state_dict(ckpt.backbone)
+    model.head.load_state_dict(ckpt.relation)
+    optimizer.load_state_dict(ckpt.optimizer)
+    if scaler is not None and ckpt.scaler:
+        scaler.load_state_dict(ckpt.scaler)
+    aug_gen.set_state(ckpt.rng["aug"][rank].to(aug_gen.get_state().device))
+    torch.set_rng_state(ckpt.rng["torch"])
 
 
 def _agree(flag: bool, device: str) -> bool:
@@ -393,7 +494,8 @@ def _epoch_log(acc: dict[str, float], epoch: int, global_step: int, device: str)
         "acc_neg": 100.0 * acc["correct_neg"] / max(acc["n_neg"], 1),
         "views_per_s": acc["views"] / seconds,
         "seconds": acc["seconds"],
-        "peak_memory_mib": peak_memory_mib(device),
+        "peak_rss_mib": peak_rss_mib(),
+        **({"peak_cuda_mib": peak_cuda_mib(device)} if device.startswith("cuda") else {}),
     }
 
 
@@ -405,14 +507,26 @@ def _progress(enabled: bool, total: int, initial: int, epoch: int, epochs: int):
     return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{epochs}", leave=False, dynamic_ncols=True)
 
 
-def online_knn(backbone: nn.Module, recipe: Recipe, opts: RunOptions, device: str, max_train: int = 10_000) -> float:
-    """kNN accuracy (k=20) of the current backbone on the dataset's labelled splits (monitor only)."""
+def _labelled(data):
+    """The labelled images of a split (a folder may mix unlabelled ones in; -1)."""
+    keep = data.labels >= 0
+    return data if bool(keep.all()) else replace(data, images=data.images[keep], labels=data.labels[keep])
+
+
+def online_knn(backbone: nn.Module, recipe: Recipe, opts: RunOptions, device: str, max_train: int = 10_000,
+               request: DataRequest | None = None) -> float:
+    """kNN accuracy (k=20) of the current backbone on the dataset's labelled splits (monitor only).
+
+    ``request``: the run's :func:`data_request` (folder datasets; default: built from the recipe).
+    """
     from training.features import extract_features, knn_accuracy
 
-    spec = get_dataset_spec(recipe.dataset)
+    request = request or data_request(recipe, opts)
+    spec = get_dataset_spec(recipe.dataset, request)
     train_split = "train" if recipe.split != "train" or "train" in spec.splits else recipe.split
-    bank = load_split(recipe.dataset, train_split, root=opts.data_root)
-    query = load_split(recipe.dataset, opts.knn_split, root=opts.data_root)
+    bank = load_split(recipe.dataset, train_split, root=opts.data_root, request=request)
+    query = load_split(recipe.dataset, opts.knn_split, root=opts.data_root, request=request)
+    bank, query = _labelled(bank), _labelled(query)
     idx = subset_indices(bank.images.shape[0], max_train)  # a random subset: some datasets are class-sorted
     f_bank = extract_features(backbone, bank.images[idx], spec.mean, spec.std, device=device)
     f_query = extract_features(backbone, query.images, spec.mean, spec.std, device=device)

@@ -19,10 +19,11 @@ from typing import Any
 
 import torch
 
+from training.checkpoint import TrainingCheckpoint
+from training.flags import command_flags
+from training.recipes import Recipe, RunOptions
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# run options that change how a run executes but not what it computes are left out of the command
-_OPTION_FLAGS = {"num_threads": "--threads", "device": "--device", "precision": "--precision",
-                 "data_root": "--data-root", "steps_per_epoch": "--steps-per-epoch", "knn_every": "--knn-every"}
 
 
 def code_commit(root: Path = REPO_ROOT) -> str:
@@ -72,20 +73,12 @@ def environment(device: str = "cpu", threads: int | None = None) -> dict[str, An
 
 
 def pretrain_command(recipe: dict[str, Any], options: dict[str, Any]) -> str:
-    """The explicit ``python -m training pretrain`` command (every recipe field as a flag) of a run.
+    """The explicit ``python -m training pretrain`` command of a run: every recipe field as a flag,
+    then the run options that differ from their defaults (those recorded: see ``RunOptions``).
 
     ``--out`` is left to the user (the default is ``runs/<entry>-s<seed>``).
     """
-    from training.cli import RECIPE_FLAGS
-
-    argv = ["pretrain", "--entry", recipe["entry"]]
-    for flag, (name, _) in RECIPE_FLAGS.items():
-        if recipe.get(name) is not None:
-            argv += [flag, str(recipe[name])]
-    for name, flag in _OPTION_FLAGS.items():
-        value = options.get(name)
-        if value not in (None, False, 0, "fp32", "cpu"):
-            argv += [flag, str(value)]
+    argv = ["pretrain", *command_flags(Recipe, recipe, keep_defaults=True), *command_flags(RunOptions, options)]
     return "python -m training " + shlex.join(argv)
 
 
@@ -97,29 +90,39 @@ def wall_time_s(log_path: Path) -> float | None:
     return round(sum(r.get("seconds", 0.0) for r in rows), 1) or None
 
 
-def run_provenance(ckpt: dict[str, Any], run_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
+                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Provenance record of a pretraining checkpoint (``overrides`` win, e.g. a hardware note).
 
     Args:
-        ckpt: Loaded ``checkpoint.pt``.
+        ckpt: Loaded ``checkpoint.pt`` (:func:`training.checkpoint.load_checkpoint`).
         run_dir: Its run folder (for log.jsonl).
         overrides: Fields to set explicitly.
 
     Returns:
-        Dict with command, code_commit, versions, hardware, wall_time_s, date, recipe.
+        Dict with command, code_commit, versions, hardware, wall_time_s, date, recipe, epochs_trained; for a
+        run started with ``--init`` also ``init`` (what it started from, its sha256, its epochs and its own
+        provenance, nested) and ``epochs_added``, with ``epochs_trained`` counting the source's epochs too.
     """
-    env = ckpt.get("environment") or {}
-    options = ckpt.get("options") or {}
+    env = ckpt.environment
+    options = ckpt.options or {}
     record = {
-        "command": pretrain_command(ckpt["recipe"], options),
+        "command": pretrain_command(ckpt.recipe, options),
         "code_commit": env.get("code_commit", "unknown"),
         "versions": env.get("versions") or library_versions(),
         "hardware": env.get("hardware") or hardware(options.get("device", "cpu"), options.get("num_threads")),
-        "wall_time_s": (round(ckpt["train_seconds"], 1) if ckpt.get("train_seconds")
+        "wall_time_s": (round(ckpt.train_seconds, 1) if ckpt.train_seconds
                         else wall_time_s(run_dir / "log.jsonl")),
         "date": env.get("date") or datetime.date.today().isoformat(),
-        "recipe": {k: v for k, v in ckpt["recipe"].items() if k not in ("entry",)},
-        "epochs_trained": ckpt.get("epoch"),
+        "recipe": {k: v for k, v in ckpt.recipe.items() if k not in ("entry",)},
+        "epochs_trained": ckpt.epoch,
+        # the precision the run trained in (``auto`` is resolved before it is recorded; runs from
+        # before ``auto`` existed record their explicit value, default fp32)
+        "precision": options.get("precision", "fp32"),
     }
+    if ckpt.init:
+        prior = ckpt.init.get("epochs")
+        record.update(init=ckpt.init, epochs_added=ckpt.epoch,
+                      epochs_trained=None if prior is None else prior + ckpt.epoch)
     record.update(overrides or {})
     return record

@@ -10,15 +10,17 @@ to ``weights_manifest.json`` and its status becomes ``published``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from rr_zoo.atomic import atomic_write
+from rr_zoo.export_format import read_export_config
 from rr_zoo.manifest import MANIFEST_PATH, load_manifest
 from rr_zoo.weights import hub_endpoint, verify_file
-from training.checkpoint import atomic_write_text
 
 
 def upload_folder(folder: Path, repo_id: str, message: str, token: str | None = None) -> str:
@@ -46,14 +48,14 @@ def publish(folder: str | Path, repo_id: str | None = None, bundle: bool = False
         The updated manifest entry (dict).
     """
     folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text())
-    section = config.get("rr_zoo", {})
-    files = section.get("files", [])
-    if not files:
-        raise ValueError(f"{folder}/config.json lists no files; re-export with `python -m training export`")
-    for f in files:  # never publish a folder that does not match its own record
-        verify_file(folder / f["name"], f["sha256"], f["size"], what=str(folder))
-    entry = load_manifest().get(section["entry"])
+    config = read_export_config(folder)
+    section = config.section
+    files = [dataclasses.asdict(f) for f in config.files]
+    if not files or config.entry is None:
+        raise ValueError(f"{config.path} lists no files or entry; re-export with `python -m training export`")
+    for f in config.files:  # never publish a folder that does not match its own record
+        verify_file(folder / f.name, f.sha256, f.size, what=str(folder))
+    entry = load_manifest().get(config.entry)
     path = Path(manifest_path or os.environ.get("RR_ZOO_MANIFEST") or MANIFEST_PATH)
     data = json.loads(path.read_text())
     raw = data["entries"][entry.name]
@@ -70,6 +72,6 @@ def publish(folder: str | Path, repo_id: str | None = None, bundle: bool = False
         raw["metrics"] = section["metrics"]
     if section.get("provenance"):
         raw["provenance"] = section["provenance"]
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    atomic_write(path, json.dumps(data, indent=2) + "\n")
     load_manifest.cache_clear()
     return raw

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.checkpoint import FORMAT, atomic_save
+from training.checkpoint import TrainingCheckpoint
 from training.data import get_dataset_spec
 from training.evaluate.finetune import finetune_model
 from training.evaluate.protocols import EvalSpec
@@ -43,12 +43,12 @@ def train_supervised(entry: str, dataset: str | None, epochs: int, out: str | Pa
     model = result.pop("model").cpu()
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
     path = Path(out) / "checkpoint.pt"
-    atomic_save({
-        "format": FORMAT, "entry": backbone.entry.name, "architecture": backbone.entry.architecture,
-        "dataset": dataset, "in_chans": get_dataset_spec(dataset).channels,
-        "recipe": {"loss": "supervised", "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
-                   "dataset": dataset, "augmentation": "affine+cutout"},
-        "backbone": state, "relation": {}, "epoch": epochs, "step_in_epoch": 0, "global_step": 0,
-    }, path)
+    TrainingCheckpoint(
+        entry=backbone.entry.name, architecture=backbone.entry.architecture, dataset=dataset,
+        in_chans=get_dataset_spec(dataset).channels,
+        recipe={"loss": "supervised", "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
+                "dataset": dataset, "augmentation": "affine+cutout"},
+        backbone=state, relation={}, epoch=epochs,
+    ).save(path)
     return {"test_accuracy": result["value"], "n_train": result["n_train"], "checkpoint": str(path),
             "seconds": round(time.perf_counter() - t0, 1)}

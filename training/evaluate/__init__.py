@@ -1,6 +1,14 @@
-"""Evaluation protocols (paper): a registry of protocol name -> runner."""
+"""Evaluation protocols of the paper over a small registry (``protocols``), one module per family.
 
-from training.evaluate import finetune as _finetune  # noqa: F401  (registers finetune, semisup)
-from training.evaluate.protocols import PROTOCOLS, EvalSpec, run_protocol
+- ``protocols``: :class:`EvalSpec`, the registry, :func:`run_protocol` (one protocol, one seed).
+- ``source``: the weights under evaluation (:class:`FeatureSource`: zoo entry, file, checkpoint, random init).
+- ``feature_cache``: frozen-backbone features computed once and cached.
+- ``linear`` (linear, transfer, grain), ``knn`` (knn, retrieval), ``figures`` (embedding, retrieval grid),
+  ``finetune`` (finetune, semisup).
+- ``run``: a protocol over seeds -> mean ± std, the reproducing command, the results JSON, ``--check``.
+"""
 
-__all__ = ["PROTOCOLS", "EvalSpec", "run_protocol"]
+from training.evaluate import figures, finetune, knn, linear  # noqa: F401  (register their protocols)
+from training.evaluate.protocols import PROTOCOLS, EvalSpec, get_protocol, run_protocol
+
+__all__ = ["PROTOCOLS", "EvalSpec", "get_protocol", "run_protocol"]

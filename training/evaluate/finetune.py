@@ -3,7 +3,7 @@
 Augmentation, batched on the device, follows the original's fine-tuning pipeline: horizontal flip
 (p 0.5); with p 0.5 a random affine (rotation ±18°, scale 0.9–1.1, translation ±10 %, shear ±10°,
 bilinear, zero fill); normalisation; with p 0.5 cutout (random erasing of one square whose area is
-a fixed fraction of the image: 1/4 CIFAR-10, 1/9 STL-10, 1/16 CIFAR-100, 1/4 otherwise).
+a fixed fraction of the image, the dataset spec's ``cutout_area``: 1/4 CIFAR-10, 1/9 STL-10, 1/16 CIFAR-100).
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ import torch.nn.functional as F
 
 from training.augment import normalize
 from training.data import get_dataset_spec, load_split, subset_indices
-from training.evaluate.protocols import EvalSpec, protocol
-from training.evaluate.source import Backbone
+from training.evaluate.protocols import FINETUNE_EPOCHS, EvalSpec, protocol
+from training.evaluate.source import FeatureSource
 
 ROTATION_DEG, SCALE, TRANSLATE, SHEAR_DEG = 18.0, (0.9, 1.1), 0.1, 10.0
-CUTOUT_AREA = {"cifar10": 0.25, "cifar10_jpeg": 0.25, "cifar10_4k": 0.25, "stl10": 0.111, "cifar100": 0.0625,
-               "cifar100_20": 0.0625}
 
 
-def affine_cutout(images: torch.Tensor, gen: torch.Generator, cutout_area: float = 0.25) -> torch.Tensor:
-    """Flip + random affine (p 0.5) + cutout (p 0.5) of a normalised (N, C, H, W) batch."""
+def affine_cutout(images: torch.Tensor, gen: torch.Generator, cutout_area: float) -> torch.Tensor:
+    """Flip + random affine (p 0.5) + cutout (p 0.5, ``cutout_area`` of the area) of a normalised (N, C, H, W) batch."""
     n, _, h, w = images.shape
     dev = images.device
 
@@ -71,12 +69,13 @@ def balanced_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.T
     return torch.cat(picked).sort().values
 
 
-def finetune_model(backbone: Backbone, spec: EvalSpec, train_idx: torch.Tensor | None = None,
+def finetune_model(backbone: FeatureSource, spec: EvalSpec, train_idx: torch.Tensor | None = None,
                    epochs: int | None = None) -> dict[str, Any]:
     """Fine-tune the whole network with a linear head; returns test accuracy (%)."""
-    ds = get_dataset_spec(spec.dataset)
-    train = load_split(spec.dataset, spec.train_split, root=spec.data_root)
-    test = load_split(spec.dataset, spec.test_split, root=spec.data_root)
+    request = backbone.data_request()
+    ds = get_dataset_spec(spec.dataset, request)
+    train = load_split(spec.dataset, spec.train_split, root=spec.data_root, request=request)
+    test = load_split(spec.dataset, spec.test_split, root=spec.data_root, request=request)
     labels = train.labels
     idx = train_idx if train_idx is not None else (labels >= 0).nonzero().squeeze(1)
     if spec.max_train:
@@ -96,8 +95,8 @@ def finetune_model(backbone: Backbone, spec: EvalSpec, train_idx: torch.Tensor |
     ], weight_decay=spec.weight_decay)
     gen = torch.Generator(device=spec.device).manual_seed(spec.seed)
     shuffle = torch.Generator().manual_seed(spec.seed)
-    epochs = epochs or spec.epochs or 20
-    cutout = CUTOUT_AREA.get(spec.dataset, 0.25)
+    epochs = epochs or spec.epochs or FINETUNE_EPOCHS
+    cutout = ds.cutout_area
     for _ in range(epochs):
         perm = idx[torch.randperm(len(idx), generator=shuffle)]
         for start in range(0, len(perm), spec.batch_size):
@@ -120,18 +119,18 @@ def finetune_model(backbone: Backbone, spec: EvalSpec, train_idx: torch.Tensor |
             "model": model}
 
 
-@protocol("finetune")
-def finetune(backbone: Backbone, spec: EvalSpec) -> dict[str, Any]:
+@protocol("finetune", epochs=FINETUNE_EPOCHS)
+def finetune(backbone: FeatureSource, spec: EvalSpec) -> dict[str, Any]:
     """Whole network, backbone lr 1e-3, head lr 1e-4, weight decay 1e-5, affine + cutout, 20 epochs."""
     result = finetune_model(backbone, spec)
     result.pop("model")
     return result
 
 
-@protocol("semisup")
-def semisup(backbone: Backbone, spec: EvalSpec) -> dict[str, Any]:
+@protocol("semisup", epochs=FINETUNE_EPOCHS)
+def semisup(backbone: FeatureSource, spec: EvalSpec) -> dict[str, Any]:
     """Fine-tuning with 1, 10, 25, 50 and 100 % of the labels (balanced, seeded subsets)."""
-    labels = load_split(spec.dataset, spec.train_split, root=spec.data_root).labels
+    labels = load_split(spec.dataset, spec.train_split, root=spec.data_root, request=backbone.data_request()).labels
     per_fraction = {}
     for fraction in spec.label_fractions:
         idx = balanced_subset(labels, fraction, spec.seed)

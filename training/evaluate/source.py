@@ -1,4 +1,4 @@
-"""Where the backbone under evaluation comes from: a zoo entry, a file, a checkpoint or random init."""
+"""Where the features under evaluation come from: a zoo entry, a file, a checkpoint or random init."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ import torch
 from torch import nn
 
 import rr_zoo
+from rr_zoo.api import export_folder
 from rr_zoo.manifest import ZooEntry, load_manifest
 from rr_zoo.models import build_backbone
+from training.data import DataRequest
+from training.recipes import RecipeError
 
 
 @dataclass
-class Backbone:
-    """A backbone ready for evaluation, with what identifies it."""
+class FeatureSource:
+    """A backbone network ready for evaluation, with what identifies its weights."""
 
     model: nn.Module
     entry: ZooEntry
@@ -25,6 +28,13 @@ class Backbone:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     baseline: str | None = None  # "random_init" / "supervised" for the paper's bounds, None otherwise
+    trained_on: str | None = None  # dataset the weights were trained on (default evaluation dataset)
+    input_size: tuple[int, int, int] | None = None  # (C, H, W) the weights take (None: the entry's)
+
+    def data_request(self) -> DataRequest:
+        """How a folder dataset is read for these weights: at their input size, with their normalisation."""
+        c, h, _ = self.input_size or tuple(self.entry.preprocessing["input_size"])
+        return DataRequest(image_size=int(h), channels=int(c), mean=self.mean, std=self.std)
 
 
 def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
@@ -37,7 +47,7 @@ def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def load_backbone(entry: str | None = None, weights: str | None = None, seed: int = 0) -> Backbone:
+def load_backbone(entry: str | None = None, weights: str | None = None, seed: int = 0) -> FeatureSource:
     """Build the backbone to evaluate.
 
     Args:
@@ -47,25 +57,32 @@ def load_backbone(entry: str | None = None, weights: str | None = None, seed: in
         seed: Seed of the random init.
 
     Returns:
-        The :class:`Backbone`, in eval mode.
+        The :class:`FeatureSource`, its model in eval mode.
+
+    Raises:
+        RecipeError: ``weights`` does not exist, or neither an entry nor a checkpoint says which network to build.
     """
     ckpt = None
+    if weights not in (None, "random") and not Path(weights).exists():
+        raise RecipeError(f"--weights {weights}: no such file or folder; pass 'random', a training checkpoint .pt, "
+                          "a safetensors file or an export folder")
     if weights not in (None, "random") and Path(weights).suffix == ".pt":
         from training.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(weights)
-        entry = entry or ckpt["entry"]
+        entry = entry or ckpt.entry
     if entry is None:
-        raise ValueError("pass --entry NAME (needed for random init and safetensors files)")
+        raise RecipeError("say which network to evaluate: --entry NAME (a zoo entry, see `python -m rr_zoo list`) "
+                          "or --weights CHECKPOINT.pt; --weights random or a safetensors file also needs --entry")
     zoo_entry = load_manifest().get(entry)
     if weights == "random":
         torch.manual_seed(seed)
         model = build_backbone(zoo_entry.architecture, in_chans=zoo_entry.in_chans)
         label = f"random init (seed {seed})"
     elif ckpt is not None:
-        model = build_backbone(ckpt["architecture"], in_chans=ckpt["in_chans"])
-        model.load_state_dict(ckpt["backbone"])
-        label = f"checkpoint {weights} (epoch {ckpt['epoch']})"
+        model = build_backbone(ckpt.architecture, in_chans=ckpt.in_chans)
+        model.load_state_dict(ckpt.backbone)
+        label = f"checkpoint {weights} (epoch {ckpt.epoch})"
     elif weights is None:
         model = rr_zoo.create_model(zoo_entry.name, pretrained=True)
         label = f"zoo entry {zoo_entry.name}"
@@ -73,9 +90,23 @@ def load_backbone(entry: str | None = None, weights: str | None = None, seed: in
         model = rr_zoo.create_model(zoo_entry.name, weights=weights)
         label = f"weights {weights}"
     model.eval()
-    pre = zoo_entry.preprocessing
+    pre = dict(zoo_entry.preprocessing)  # what the weights were trained with: a checkpoint or export may record its own
+    folder = None if weights in (None, "random") or ckpt is not None else export_folder(weights)
+    if ckpt is not None:
+        pre.update(ckpt.preprocessing or {})
+    elif folder is not None:
+        from rr_zoo.export_format import read_export_config
+
+        export = read_export_config(folder)
+        pre.update(export.preprocessing)
+        trained = export.section.get("recipe") or {}
     baseline = "random_init" if weights == "random" else None
-    if ckpt is not None and ckpt["recipe"].get("loss") == "supervised":
+    if ckpt is not None and ckpt.recipe.get("loss") == "supervised":
         baseline = "supervised"
-    return Backbone(model, zoo_entry, label, state_dict_digest(model.state_dict()),
-                    tuple(pre["mean"]), tuple(pre["std"]), baseline)
+    trained_on = ckpt.dataset if ckpt is not None else ((zoo_entry.provenance or {}).get("recipe")
+                                                         or zoo_entry.recipe)["dataset"]
+    if folder is not None and trained.get("dataset"):
+        trained_on = trained["dataset"]
+    return FeatureSource(model, zoo_entry, label, state_dict_digest(model.state_dict()),
+                         tuple(pre["mean"]), tuple(pre["std"]), baseline, trained_on,
+                         tuple(int(v) for v in pre["input_size"]))

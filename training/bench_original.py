@@ -1,0 +1,536 @@
+"""``python -m training benchmark --original-repo PATH``: ours vs the ORIGINAL repository's own code.
+
+The other side of this comparison is the user's clone of mpatacchiola/self-supervised-relational-reasoning,
+run unchanged: a small driver (:data:`DRIVER`, written to a temp folder at run time, never the clone) runs
+its ``train_unsupervised.py`` (its argument parser, backbone, ``DataManager``, ``MultiCIFAR10`` dataset with
+its PIL transforms, its ``DataLoader``, ``methods.relationnet.Model`` and its ``train`` loop) with
+``--method relationnet --dataset cifar10``. Our side is ``python -m training pretrain``. Both read the SAME
+files: the images (default: the shared ``cifar10_4k`` pack, 4,000 real CIFAR-10 images) are written once
+as CIFAR-10 python pickle batches (``cifar-10-batches-py/data_batch_1..5`` + ``batches.meta``, what
+torchvision's ``CIFAR10`` reads); the original reads them through torchvision, ours through
+``--dataset cifar10 --data-root``.
+
+Protocol (same for both sides): same backbone, K, M, fp32, same torch thread count (``--threads`` and
+``OMP_NUM_THREADS``/``MKL_NUM_THREADS``); the original's DataLoader gets ``--num_workers`` =
+``workers`` (default 0: augmentation in the training process, as ours). Each run is a fresh subprocess
+training 2 epochs of ``steps`` steps each (``steps`` = 0: full epochs); the first epoch is a warm-up, the
+second is timed (wall clock of the epoch's steps, data loading and augmentation included: the original's
+``Model.train`` call; our ``log.jsonl`` ``seconds``). Runs alternate original/ours (the first side swaps
+every repeat); views/s is the best of ``repeats``. Peak RSS is each subprocess's own ``ru_maxrss``
+(``os.wait4``), max over repeats. Full-epoch seconds are extrapolated from the timed steps at the
+measured views/s (original: ceil(N/M) batches, last one partial; ours: floor(N/M) full batches).
+
+FLOP share: FLOPs per step of each side's own forward + backward, counted by
+``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matmuls; not BatchNorm, elementwise,
+augmentation or the Adam update) at M = 4 and K = 2, 3 on random input and scaled exactly
+(FLOPs = M·(a·K + b·K·(K−1)): backbone per view, head per pair), times views/s, divided by this machine's
+measured fp32 ``torch.matmul`` FLOP/s on the same thread count (best of the measurements taken at the start
+and after every repeat). The share of a 3×3 convolution's FLOP/s is reported too: torch's matmul (MKL) can
+run far below its convolutions (oneDNN) on AMD CPUs, where the matmul share of a conv-bound step exceeds
+100 %. Each run also records its CPU seconds per wall second: below the thread count means the machine was
+busy with something else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CIFAR_FOLDER = "cifar-10-batches-py"
+FLOP_M, FLOP_KS = 4, (2, 3)
+
+DRIVER = '''"""Run the ORIGINAL repository's train_unsupervised.py unchanged, for rr-zoo's benchmark.
+
+Written by training/bench_original.py into a temp folder; run with the working directory holding
+./data/cifar-10-batches-py. sys.path gets the clone (--repo); nothing in the clone is edited.
+
+Compatibility shims (monkeypatches, applied before the script runs):
+1. torchvision.datasets.cifar.check_integrity -> "the file exists", and CIFAR10._check_integrity checks
+   only the requested split's batch files. The original builds its dataset with download=True, which
+   checks the md5 sums of the official 50,000-image release (batches and batches.meta) and otherwise
+   downloads it; the benchmark's files hold its own images (other md5 sums, no test_batch) and the
+   machine may be offline.
+2. torch.cuda.is_available -> False, and --gpu "" (CUDA_VISIBLE_DEVICES=""): a CPU benchmark; the script
+   otherwise picks CUDA whenever one exists.
+3. --seed 0: the script's default seed -1 is passed to numpy.random.seed, which rejects it.
+Measurement hooks (not shims):
+4. datamanager.DataManager.get_train_loader: the DataLoader it returns is wrapped so that each epoch
+   yields at most --steps batches (0: the full epoch).
+5. methods.relationnet.Model.train (its epoch loop) is wrapped to time each call (perf_counter) and count
+   the images it saw; with --mode flops it is replaced by one FlopCounterMode count of the original's
+   forward + backward (its net, aggregate, relation_module and FocalLoss) on random input.
+"""
+import argparse, itertools, json, os, runpy, sys, time
+
+p = argparse.ArgumentParser()
+for name, typ in (("--repo", str), ("--mode", str), ("--arch", str), ("--k", int), ("--m", int),
+                  ("--steps", int), ("--epochs", int), ("--threads", int), ("--workers", int),
+                  ("--result", str), ("--flop-m", int), ("--flop-ks", str)):
+    p.add_argument(name, type=typ, required=True)
+a = p.parse_args()
+sys.path.insert(0, a.repo)
+
+import torch
+import torchvision.datasets as dset
+from torch.utils.flop_counter import FlopCounterMode
+
+torch.set_num_threads(a.threads)
+torch.cuda.is_available = lambda: False                                   # shim 2
+dset.cifar.check_integrity = lambda fpath, md5=None: os.path.isfile(fpath)  # shim 1
+dset.CIFAR10._check_integrity = lambda self: all(                         # shim 1
+    os.path.isfile(os.path.join(self.root, self.base_folder, f))
+    for f, _ in (self.train_list if self.train else self.test_list))
+
+import datamanager
+import methods.relationnet as relationnet
+
+result = {"mode": a.mode, "threads": torch.get_num_threads(), "torch": torch.__version__, "epochs": []}
+
+
+class Limited:                                                            # hook 4
+    def __init__(self, loader, steps):
+        self.loader, self.steps, self.images = loader, steps, 0
+
+    def __len__(self):
+        return min(len(self.loader), self.steps) if self.steps else len(self.loader)
+
+    def __iter__(self):
+        it = iter(self.loader)
+        for batch in (itertools.islice(it, self.steps) if self.steps else it):
+            self.images += int(batch[0].shape[0])
+            yield batch
+
+
+_get_loader = datamanager.DataManager.get_train_loader
+
+
+def get_train_loader(self, *args, **kwargs):
+    loader, train_set = _get_loader(self, *args, **kwargs)
+    result["dataset_size"] = len(train_set)
+    return Limited(loader, a.steps), train_set
+
+
+datamanager.DataManager.get_train_loader = get_train_loader
+_train = relationnet.Model.train
+
+
+def timed_train(self, epoch, train_loader):                               # hook 5
+    before = train_loader.images
+    t0 = time.perf_counter()
+    out = _train(self, epoch, train_loader)
+    seconds = time.perf_counter() - t0
+    images = train_loader.images - before
+    result["epochs"].append({"epoch": epoch, "seconds": seconds, "images": images,
+                             "steps": len(train_loader), "views_per_s": images * a.k / seconds})
+    return out
+
+
+def count_flops(self, epoch, train_loader):                               # hook 5, --mode flops
+    flops = {}
+    for k in (int(v) for v in a.flop_ks.split(",")):
+        x = torch.randn(a.flop_m * k, 3, 32, 32)
+        with FlopCounterMode(display=False) as counter:
+            self.optimizer.zero_grad()
+            features = self.net(x)
+            pairs, target, _, _ = self.aggregate(features, k, type=self.aggregation)
+            loss = self.fl(self.relation_module(pairs).squeeze(), target)
+            loss.backward()
+        flops[str(k)] = counter.get_total_flops()
+    result["flops"] = {"m": a.flop_m, "per_k": flops}
+    return 0.0, 0.0
+
+
+relationnet.Model.train = count_flops if a.mode == "flops" else timed_train
+sys.argv = ["train_unsupervised.py", "--dataset", "cifar10", "--method", "relationnet", "--backbone", a.arch,
+            "--data_size", str(a.m), "--K", str(a.k), "--epochs", str(a.epochs), "--seed", "0",
+            "--num_workers", str(a.workers), "--gpu", "", "--aggregation", "cat"]          # shim 2, 3
+runpy.run_path(os.path.join(a.repo, "train_unsupervised.py"), run_name="__main__")
+with open(a.result, "w") as fh:
+    json.dump(result, fh)
+'''
+
+
+# ----------------------------------------------------------------------------- data
+def write_cifar10_pickles(images: torch.Tensor | np.ndarray, labels, classes: list[str], root: str | Path,
+                          batches: int = 5) -> Path:
+    """Write uint8 (N, 3, 32, 32) images as torchvision's CIFAR-10 python format under ``root``.
+
+    Writes ``root/cifar-10-batches-py/data_batch_1..batches`` (the images split in order) and
+    ``batches.meta``; returns that folder. No ``test_batch``: pretraining reads the train batches only.
+    """
+    arr = np.asarray(images, dtype=np.uint8)
+    if arr.ndim != 4 or arr.shape[1] != 3:
+        raise ValueError(f"expected (N, 3, H, W) uint8 images; got shape {arr.shape}")
+    labels = [int(v) for v in np.asarray(labels).reshape(-1)]
+    folder = Path(root) / CIFAR_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, idx in enumerate(np.array_split(np.arange(arr.shape[0]), batches), start=1):
+        entry = {"batch_label": f"training batch {i} of {batches}",
+                 "data": arr[idx].reshape(len(idx), -1), "labels": [labels[j] for j in idx],
+                 "filenames": [f"img_{j:05d}.png" for j in idx]}
+        with open(folder / f"data_batch_{i}", "wb") as fh:
+            pickle.dump(entry, fh, protocol=2)
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": list(classes), "num_cases_per_batch": math.ceil(arr.shape[0] / batches),
+                     "num_vis": int(np.prod(arr.shape[1:]))}, fh, protocol=2)
+    return folder
+
+
+# ----------------------------------------------------------------------------- FLOPs and peak
+def scale_flops(per_k: dict[int, float], m_counted: int, m: int, k: int) -> float:
+    """FLOPs of a step at (m, k) from counts at K = 2 and 3 with ``m_counted`` images.
+
+    A step costs M·(a·K + b·K·(K−1)) counted FLOPs (backbone a per view, head b per pair); two counts
+    fix a and b exactly.
+    """
+    f2, f3 = per_k[2] / m_counted, per_k[3] / m_counted
+    b = (f3 - 1.5 * f2) / 3.0
+    a = f2 / 2.0 - b
+    return m * (a * k + b * k * (k - 1))
+
+
+def count_ours(arch: str, k: int, m: int) -> float:
+    """FLOPs of our forward + backward (``relation_loss``) at (m, k), exactly as a step does it."""
+    from training.pretrain import build_model, relation_loss
+    from training.recipes import recipe_for_entry
+
+    recipe = recipe_for_entry(f"rr_{arch}_cifar10", k=k, batch_size=m)
+    model = build_model(recipe, 3)
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = relation_loss(model, torch.randn(k * m, 3, 32, 32), recipe)
+        loss.backward()
+    return float(counter.get_total_flops())
+
+
+def ours_flops_per_step(arch: str, k: int, m: int) -> float:
+    """Our FLOPs per step at (m, k), from small counts scaled exactly (see :func:`scale_flops`)."""
+    return scale_flops({kk: count_ours(arch, kk, FLOP_M) for kk in FLOP_KS}, FLOP_M, m, k)
+
+
+def _best_seconds(fn, repeats: int) -> float:
+    fn()
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def matmul_flops_per_s(n: int = 2048, repeats: int = 3) -> float:
+    """Best-of-``repeats`` fp32 ``torch.matmul`` FLOP/s of an n×n product on the current thread count."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n ** 3 / _best_seconds(lambda: torch.matmul(a, b), repeats)
+
+
+def conv_flops_per_s(batch: int = 128, repeats: int = 3) -> float:
+    """Best-of-``repeats`` fp32 FLOP/s of a 3×3 64→64 convolution on 16×16 maps (channels_last).
+
+    A second reference beside the matmul: on some CPUs torch's matmul (MKL) takes a slower path than its
+    convolutions (oneDNN), e.g. AMD EPYC with AVX-512, where a step's share of the matmul peak exceeds 100 %.
+    """
+    x = torch.randn(batch, 64, 16, 16).to(memory_format=torch.channels_last)
+    w = torch.randn(64, 64, 3, 3).to(memory_format=torch.channels_last)
+    return 2 * batch * 64 * 16 * 16 * 64 * 9 / _best_seconds(
+        lambda: torch.nn.functional.conv2d(x, w, padding=1), repeats)
+
+
+def measure_peaks(matmul_n: int = 2048) -> dict[str, float]:
+    """This machine's fp32 matmul and convolution FLOP/s on the current thread count."""
+    return {"matmul": matmul_flops_per_s(matmul_n), "conv": conv_flops_per_s(32 if matmul_n < 1024 else 128)}
+
+
+# ----------------------------------------------------------------------------- subprocesses
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, float, float]:
+    """Run ``cmd``; returns (wall seconds, its own peak RSS in MiB, its CPU seconds per wall second).
+
+    Raises with the log's tail on failure.
+    """
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {proc.returncode}; log {log}:\n{tail}")
+    rss = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    return wall, rss, (usage.ru_utime + usage.ru_stime) / wall
+
+
+def _env(threads: int) -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+class Harness:
+    """Paths and settings shared by the runs of one benchmark."""
+
+    def __init__(self, repo: Path, work: Path, threads: int, workers: int, python: str) -> None:
+        self.repo, self.work, self.threads, self.workers, self.python = repo, work, threads, workers, python
+        self.data = work / "data"
+        self.driver = work / "driver.py"
+        self.driver.write_text(DRIVER)
+        self.runs = 0
+
+    def _next(self, tag: str) -> Path:
+        """A fresh run folder; the original reads ./data (relative to its working directory): a link."""
+        self.runs += 1
+        path = self.work / f"{self.runs:03d}_{tag}"
+        path.mkdir()
+        (path / "data").symlink_to(self.data, target_is_directory=True)
+        return path
+
+    def _driver_cmd(self, mode: str, arch: str, k: int, m: int, steps: int, epochs: int, result: Path):
+        return [self.python, str(self.driver), "--repo", str(self.repo), "--mode", mode, "--arch", arch,
+                "--k", str(k), "--m", str(m), "--steps", str(steps), "--epochs", str(epochs),
+                "--threads", str(self.threads), "--workers", str(self.workers), "--result", str(result),
+                "--flop-m", str(FLOP_M), "--flop-ks", ",".join(map(str, FLOP_KS))]
+
+    def original_flops(self, arch: str, k: int, m: int) -> float:
+        run = self._next(f"original_flops_{arch}")
+        _run(self._driver_cmd("flops", arch, 2, m, 1, 1, run / "result.json"), run, _env(self.threads),
+             run / "log.txt")
+        counted = json.loads((run / "result.json").read_text())["flops"]
+        return scale_flops({int(kk): v for kk, v in counted["per_k"].items()}, counted["m"], m, k)
+
+    def original(self, arch: str, k: int, m: int, steps: int) -> dict[str, Any]:
+        """One original run: warm-up epoch + timed epoch (each ``steps`` steps; 0: full)."""
+        run = self._next(f"original_{arch}_k{k}")
+        wall, rss, cpu = _run(self._driver_cmd("train", arch, k, m, steps, 2, run / "result.json"), run,
+                              _env(self.threads), run / "log.txt")
+        res = json.loads((run / "result.json").read_text())
+        timed = res["epochs"][-1]
+        shutil.rmtree(run / "checkpoint", ignore_errors=True)  # its log and the checkpoint it saves
+        return {"views_per_s": timed["views_per_s"], "seconds": timed["seconds"], "steps": timed["steps"],
+                "views": timed["images"] * k, "dataset_size": res["dataset_size"], "threads": res["threads"],
+                "peak_rss_mib": rss, "process_wall_s": wall, "process_cpu_per_wall": cpu}
+
+    def ours(self, arch: str, k: int, m: int, steps: int) -> dict[str, Any]:
+        """One ``python -m training pretrain`` run: warm-up epoch + timed epoch."""
+        run = self._next(f"ours_{arch}_k{k}")
+        cmd = [self.python, "-m", "training", "pretrain", "--entry", f"rr_{arch}_cifar10", "--architecture", arch,
+               "--dataset", "cifar10", "--data-root", str(self.data), "--k", str(k), "--batch-size", str(m),
+               "--epochs", "2", "--seed", "0", "--threads", str(self.threads), "--precision", "fp32", "--no-progress",
+               "--ckpt-every-steps", "0", "--out", str(run / "out")]
+        if steps:
+            cmd += ["--steps-per-epoch", str(steps)]
+        wall, rss, cpu = _run(cmd, PROJECT_ROOT, _env(self.threads), run / "log.txt")
+        logs = [json.loads(line) for line in (run / "out" / "log.jsonl").read_text().splitlines() if line]
+        timed = logs[-1]
+        shutil.rmtree(run / "out")
+        n_steps = steps or None
+        return {"views_per_s": timed["views_per_s"], "seconds": timed["seconds"],
+                "steps": n_steps if n_steps else round(timed["views_per_s"] * timed["seconds"] / (k * m)),
+                "views": round(timed["views_per_s"] * timed["seconds"]), "peak_rss_mib": rss,
+                "process_wall_s": wall, "process_cpu_per_wall": cpu,
+                "command": "python -m training " + shlex.join(cmd[3:])}
+
+
+# ----------------------------------------------------------------------------- the benchmark
+def _cpu() -> dict[str, Any]:
+    name, flags = platform.processor(), []
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name") and name in ("", platform.processor()):
+                name = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = sorted(f for f in line.split(":", 1)[1].split()
+                               if f.startswith(("avx", "amx", "fma", "sse4")))
+                break
+    except OSError:
+        pass
+    return {"processor": name, "flags": flags, "cores": os.cpu_count()}
+
+
+def _git_commit(repo: Path) -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def check_original_repo(repo: str | Path) -> Path:
+    """The clone's root; a clear error when it does not look like the original repository."""
+    repo = Path(repo).expanduser().resolve()
+    missing = [f for f in ("train_unsupervised.py", "datamanager.py", "methods/relationnet.py")
+               if not (repo / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"--original-repo {repo}: not a clone of mpatacchiola/self-supervised-relational-"
+                                f"reasoning (missing {', '.join(missing)}); clone it with: git clone "
+                                "https://github.com/mpatacchiola/self-supervised-relational-reasoning")
+    return repo
+
+
+def bench_config(h: Harness, arch: str, k: int, m: int, steps: int, repeats: int, dataset_size: int,
+                 peaks: list[dict[str, float]], matmul_n: int = 2048) -> dict[str, Any]:
+    """Interleaved, best-of-``repeats`` comparison of one (arch, K); appends a peak measurement per repeat."""
+    row: dict[str, Any] = {"arch": arch, "k": k, "m": m, "views_per_step": k * m}
+    row["flops_per_view"] = {"original": h.original_flops(arch, k, m) / (k * m),
+                             "ours": ours_flops_per_step(arch, k, m) / (k * m)}
+    runs: dict[str, list] = {"original": [], "ours": []}
+    for rep in range(repeats):
+        for side in (("original", "ours") if rep % 2 == 0 else ("ours", "original")):
+            runs[side].append(getattr(h, side)(arch, k, m, steps))
+            r = runs[side][-1]
+            print(f"  {arch} K={k} repeat {rep + 1}/{repeats} {side}: {r['views_per_s']:.0f} views/s, "
+                  f"{r['steps']} timed steps, peak RSS {r['peak_rss_mib']:.0f} MiB, "
+                  f"CPU/wall {r['process_cpu_per_wall']:.2f}", flush=True)
+        peaks.append(measure_peaks(matmul_n))
+    for side, rs in runs.items():
+        best = max(rs, key=lambda r: r["views_per_s"])
+        images_per_epoch = (dataset_size if side == "original" else dataset_size // m * m)
+        row[side] = {"views_per_s": best["views_per_s"], "views_per_s_all": [r["views_per_s"] for r in rs],
+                     "timed_steps": best["steps"], "peak_rss_mib": max(r["peak_rss_mib"] for r in rs),
+                     "process_cpu_per_wall_all": [r["process_cpu_per_wall"] for r in rs],
+                     "epoch_seconds_extrapolated": images_per_epoch * k / best["views_per_s"]}
+        if side == "ours":
+            row[side]["command"] = best["command"]
+    row["ratio"] = row["ours"]["views_per_s"] / row["original"]["views_per_s"]
+    add_shares(row, peaks)
+    return row
+
+
+def add_shares(row: dict[str, Any], peaks: list[dict[str, float]]) -> None:
+    """Each side's achieved FLOP/s as a share of the best matmul and convolution FLOP/s measured."""
+    for side in ("original", "ours"):
+        achieved = row[side]["views_per_s"] * row["flops_per_view"][side]
+        row[side]["achieved_flops_per_s"] = achieved
+        for kind in ("matmul", "conv"):
+            row[side][f"{kind}_share"] = achieved / max(p[kind] for p in peaks)
+
+
+def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m: int = 64, steps: int = 5,
+                           repeats: int = 3, threads: int = 1, workers: int = 0,
+                           out_dir: str | Path = "benchmarks/out", images=None, labels=None,
+                           classes: list[str] | None = None, python: str = sys.executable,
+                           keep_work: bool = False, matmul_n: int = 2048,
+                           combined_name: str = "original.json") -> dict[str, Any]:
+    """Benchmark the original clone against ``python -m training pretrain``; writes one JSON per config.
+
+    Args:
+        repo: The user's clone of the original repository.
+        archs, ks: Backbones (``conv4``, ``resnet8/32/56``) and K values; every pair is run.
+        m: Images per step (M) for both sides.
+        steps: Timed steps per run, after a warm-up epoch of the same length (0: full epochs).
+        repeats: Runs per side, interleaved; the best views/s is reported.
+        threads: Torch threads for both sides (and for the matmul / convolution peaks).
+        workers: The original's DataLoader ``num_workers`` (0: augmentation in-process, like ours).
+        out_dir: Where ``original_<arch>_k<K>.json`` (one per config) and ``combined_name`` (all) go.
+        images, labels, classes: uint8 (N, 3, 32, 32) images to use; default the shared ``cifar10_4k``.
+        python: Interpreter for both sides' subprocesses.
+        keep_work: Keep the temp folder (driver, data, logs) and report its path.
+        matmul_n: Side of the square fp32 matmul timed for the machine's peak (measured at the start and
+            after every repeat; the best is used).
+    """
+    repo = check_original_repo(repo)
+    if images is None:
+        from training.data import load_split
+
+        data = load_split("cifar10_4k", "train")
+        images, labels, classes, source = data.images, data.labels, data.classes, "cifar10_4k (shared pack)"
+    else:
+        source = "caller-supplied images"
+        labels = np.zeros(len(images), dtype=np.int64) if labels is None else labels
+        classes = classes or [str(i) for i in range(10)]
+    work = Path(tempfile.mkdtemp(prefix="rr_bench_original_"))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        write_cifar10_pickles(images, labels, classes, work / "data")
+        h = Harness(repo, work, threads, workers, python)
+        torch.set_num_threads(threads)
+        peaks = [measure_peaks(matmul_n)]
+        _, baseline_rss, _ = _run([python, "-c", "import torch, torchvision"], work, _env(threads), work / "import.log")
+        meta = {"original_repo": str(repo), "original_commit": _git_commit(repo), "images": source,
+                "n_images": int(len(images)), "m": m, "threads": threads, "original_num_workers": workers,
+                "precision": "fp32", "repeats": repeats, "steps": steps,
+                "import_torch_torchvision_rss_mib": baseline_rss,  # what both sides pay before any work
+                "timing": (f"each run: warm-up epoch + timed epoch of {steps} steps (M={m}); best of {repeats}, "
+                           "interleaved" if steps else f"each run: warm-up epoch + timed full epoch; best of "
+                           f"{repeats}, interleaved"),
+                "machine": {**_cpu(), "platform": platform.platform(), "torch": torch.__version__,
+                            "load_avg_at_start": os.getloadavg()}}
+        print(f"fp32, {threads} thread(s): matmul {peaks[0]['matmul'] / 1e9:.1f} GFLOP/s, conv "
+              f"{peaks[0]['conv'] / 1e9:.1f} GFLOP/s; `import torch, torchvision` alone peaks at "
+              f"{baseline_rss:.0f} MiB RSS; original commit {meta['original_commit']}", flush=True)
+        rows = []
+        for arch in archs:
+            for k in ks:
+                rows.append(bench_config(h, arch, k, m, steps, repeats, len(images), peaks, matmul_n))
+                print(format_row(rows[-1]), flush=True)
+        for row in rows:  # shares against the best peak measured over the whole run
+            add_shares(row, peaks)
+        meta["machine"]["fp32_flops_per_s"] = {kind: max(p[kind] for p in peaks) for kind in ("matmul", "conv")}
+        meta["machine"]["fp32_flops_per_s_measurements"] = peaks
+        meta["machine"]["load_avg_at_end"] = os.getloadavg()
+        for row in rows:
+            (out_dir / f"original_{row['arch']}_k{row['k']}.json").write_text(
+                json.dumps({**meta, "row": row}, indent=2) + "\n")
+        result = {**meta, "rows": rows}
+        (out_dir / combined_name).write_text(json.dumps(result, indent=2) + "\n")
+        if keep_work:
+            result["work_dir"] = str(work)
+        return result
+    finally:
+        if not keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+HEADER = ("| arch | K | M | timed steps | original views/s | ours views/s | ours / original | peak RSS MiB "
+          "orig / ours | share of matmul peak orig / ours | share of conv peak orig / ours | "
+          "GFLOP per view orig / ours |\n|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def format_row(r: dict[str, Any]) -> str:
+    o, u, f = r["original"], r["ours"], r["flops_per_view"]
+    return (f"| {r['arch']} | {r['k']} | {r['m']} | {o['timed_steps']} / {u['timed_steps']} | "
+            f"{o['views_per_s']:.0f} | {u['views_per_s']:.0f} | {r['ratio']:.2f}x | "
+            f"{o['peak_rss_mib']:.0f} / {u['peak_rss_mib']:.0f} | {100 * o['matmul_share']:.0f}% / "
+            f"{100 * u['matmul_share']:.0f}% | {100 * o['conv_share']:.0f}% / {100 * u['conv_share']:.0f}% | "
+            f"{f['original'] / 1e9:.3f} / {f['ours'] / 1e9:.3f} |")
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Markdown table of a result (``run_original_benchmark``'s return value or ``original.json``)."""
+    return HEADER + "\n" + "\n".join(format_row(r) for r in result["rows"])
+
+
+def run_from_args(args) -> int:
+    """The ``benchmark --original-repo`` path of the CLI.
+
+    All rows go to ``--out`` (its default, benchmark.json, becomes original.json beside it), one file per
+    configuration ``original_<arch>_k<K>.json`` beside it.
+    """
+    out = Path(args.out)
+    out = out.with_name("original.json") if out.name == "benchmark.json" else out
+    try:
+        check_original_repo(args.original_repo)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(HEADER, flush=True)
+    result = run_original_benchmark(args.original_repo, args.archs, args.ks, m=args.m, steps=args.steps,
+                                    repeats=args.repeats, threads=args.threads or 1,
+                                    workers=args.original_workers, out_dir=out.parent, combined_name=out.name)
+    print(f"\n{format_table(result)}\nwrote {out} and original_<arch>_k<K>.json beside it")
+    return 0
