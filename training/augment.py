@@ -148,38 +148,38 @@ def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     return _blend(x, grayscale(x), factor)
 
 
-# Sector i = floor(6h) mod 6 of the hue circle: R, G, B are (v, q, p, t)[_HSV_SECTORS[i]] (torchvision's table)
-_HSV_SECTORS = torch.tensor([[0, 3, 2], [1, 0, 2], [2, 0, 3], [2, 1, 0], [3, 2, 0], [0, 2, 1]])
+# Sector floor(6h) of the hue circle, 0..6 (6 only at h == 1, where it is sector 0): R, G, B take
+# (v, q, p, t)[_HSV_SECTORS[sector]] (torchvision's table, whose ``% 6`` the seventh row replaces)
+_HSV_SECTORS = torch.tensor([[0, 3, 2], [1, 0, 2], [2, 0, 3], [2, 1, 0], [3, 2, 0], [0, 2, 1], [0, 3, 2]])
 
 
 def _rgb_to_hsv(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(h, s, v) planes of (N, 3, H, W) RGB in [0, 1], torchvision's formulas.
+    """(h, s, v) planes of (N, 3, H, W) RGB in [0, 1], torchvision's formulas and values, bit for bit.
 
-    The hue branch is picked with ``where`` rather than torchvision's sum of masked terms: the same
-    value bit for bit (the terms not picked are exact zeros, and a signed zero is lost at ``+ 1.0``).
+    The hue branch is picked with ``where`` rather than torchvision's sum of masked terms (the terms
+    not picked are exact zeros, and a signed zero is lost at ``+ 1.0``).
     """
     r, g, b = x.unbind(1)
     maxc = x.amax(1)
     minc = x.amin(1)
     eqc = maxc == minc
     cr = maxc - minc
-    ones = torch.ones_like(maxc)
-    s = cr / torch.where(eqc, ones, maxc)
-    cr_div = torch.where(eqc, ones, cr)
+    s = cr / maxc.masked_fill(eqc, 1.0)
+    cr_div = cr.masked_fill(eqc, 1.0)
     rc, gc, bc = (maxc - r) / cr_div, (maxc - g) / cr_div, (maxc - b) / cr_div
     h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
     return torch.fmod(h / 6.0 + 1.0, 1.0), s, maxc
 
 
 def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) RGB from (N, H, W) h, s, v planes: one gather from the four candidate planes."""
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = i.to(torch.int64) % 6
+    """(N, 3, H, W) RGB from (N, H, W) planes with h in [0, 1]: one gather from the four candidate planes."""
+    h6 = h * 6.0
+    i = torch.floor(h6)
+    f = h6 - i
     p = (v * (1.0 - s)).clamp(0, 1)
     q = (v * (1.0 - s * f)).clamp(0, 1)
     t = (v * (1.0 - s * (1.0 - f))).clamp(0, 1)
-    idx = _HSV_SECTORS.to(i.device)[i].movedim(-1, 1)  # (N, 3, H, W): which of (v, q, p, t) each channel takes
+    idx = torch.nn.functional.embedding(i.to(torch.int64), _HSV_SECTORS.to(i.device)).permute(0, 3, 1, 2)
     return torch.stack([v, q, p, t], 1).gather(1, idx)
 
 

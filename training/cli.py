@@ -124,7 +124,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- K sweep (Fig. 2b)
-_KSWEEP_OPTIONS = ("device", "num_threads", "data_root", "out")
+_KSWEEP_OPTIONS = ("device", "precision", "num_threads", "data_root", "out")
 
 
 @command("ksweep", "linear accuracy vs views per image K at a fixed budget of views (a small Fig. 2b)")

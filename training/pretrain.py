@@ -28,6 +28,7 @@ from torch import nn
 from rr_zoo.atomic import atomic_write
 from rr_zoo.models import build_backbone
 from rr_zoo.relation import RelationHead, focal_loss, relation_input_features
+from training.allocator import keep_freed_memory
 from training.augment import AugmentConfig, make_views
 from training.checkpoint import TrainingCheckpoint, atomic_write_text, load_checkpoint
 from training.data import DataRequest, DatasetSpec, get_dataset_spec, load_split, subset_indices
@@ -295,6 +296,7 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     """
     if opts.num_threads:
         torch.set_num_threads(opts.num_threads)
+    keep_freed_memory()  # no page faults on the step's large tensors (training/allocator.py)
     device = init_distributed(opts.device)
     rank, world = dist_info()
     if device.startswith("cuda") and not torch.cuda.is_available():
