@@ -51,6 +51,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from training.estimate import best_seconds
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CIFAR_FOLDER = "cifar-10-batches-py"
 FLOP_M, FLOP_KS = 4, (2, 3)
@@ -223,20 +225,10 @@ def ours_flops_per_step(arch: str, k: int, m: int) -> float:
     return scale_flops({kk: count_ours(arch, kk, FLOP_M) for kk in FLOP_KS}, FLOP_M, m, k)
 
 
-def _best_seconds(fn, repeats: int) -> float:
-    fn()
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def matmul_flops_per_s(n: int = 2048, repeats: int = 3) -> float:
     """Best-of-``repeats`` fp32 ``torch.matmul`` FLOP/s of an n×n product on the current thread count."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n ** 3 / _best_seconds(lambda: torch.matmul(a, b), repeats)
+    return 2 * n ** 3 / best_seconds(lambda: torch.matmul(a, b), repeats)
 
 
 def conv_flops_per_s(batch: int = 128, repeats: int = 3) -> float:
@@ -247,7 +239,7 @@ def conv_flops_per_s(batch: int = 128, repeats: int = 3) -> float:
     """
     x = torch.randn(batch, 64, 16, 16).to(memory_format=torch.channels_last)
     w = torch.randn(64, 64, 3, 3).to(memory_format=torch.channels_last)
-    return 2 * batch * 64 * 16 * 16 * 64 * 9 / _best_seconds(
+    return 2 * batch * 64 * 16 * 16 * 64 * 9 / best_seconds(
         lambda: torch.nn.functional.conv2d(x, w, padding=1), repeats)
 
 

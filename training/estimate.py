@@ -135,7 +135,7 @@ def step_flops(recipe: Recipe, in_chans: int, image_size: int, grad_checkpointin
     return StepFlops(per_view, per_pair, device)
 
 
-def _best_seconds(fn, repeats: int = 2) -> float:
+def best_seconds(fn, repeats: int = 2) -> float:
     """Fastest of ``repeats`` timed calls, after one untimed warm-up call."""
     fn()
     best = math.inf
@@ -207,7 +207,7 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
             features = model.backbone(views)
         features.float().sum().backward()
 
-    t_backbone = _best_seconds(backbone_step) / n_bb
+    t_backbone = best_seconds(backbone_step) / n_bb
 
     # relation head + loss + backward at the recipe's K on m_head images (random features)
     m_head = max(2, min(m, math.ceil(HEAD_TIMED_PAIRS / (k * (k - 1)))))
@@ -220,13 +220,13 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
             loss, _ = relation_loss(head_only, features, head_recipe)
         loss.backward()
 
-    t_head = _best_seconds(head_step) / m_head
+    t_head = best_seconds(head_step) / m_head
 
     # augmentation of m_aug images × K views
     m_aug = max(1, min(m, AUGMENT_TIMED_VIEWS // k))
     images = torch.randint(0, 256, (m_aug, chans, size, size), dtype=torch.uint8, generator=gen)
     cfg = augment_config(recipe)
-    t_augment = _best_seconds(lambda: make_views(images, k, cfg, generator=gen,
+    t_augment = best_seconds(lambda: make_views(images, k, cfg, generator=gen,
                                                  channels_last=opts.channels_last)) / (m_aug * k)
 
     # one optimiser step: over every parameter, or (large models) over the smallest tensors up to
@@ -242,7 +242,7 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     optimizer = build_optimizer(recipe, timed_params)
     for p in timed_params:
         p.grad = torch.zeros_like(p)
-    t_optimizer = _best_seconds(optimizer.step) * n_params / timed_numel
+    t_optimizer = best_seconds(optimizer.step) * n_params / timed_numel
     del optimizer
 
     per_step = t_optimizer + (t_augment + t_backbone) * m * k + t_head * m

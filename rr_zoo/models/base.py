@@ -1,6 +1,6 @@
 """Shared timm model contract for every rr_zoo backbone.
 
-A backbone subclass builds its stem and stages, then calls :meth:`Backbone._init_head`.
+A backbone subclass builds its stem and stages, then calls :meth:`Backbone._finish_init`.
 This class gives it what timm's own models have (and timm's ``tests/test_models.py``
 checks): ``num_features`` / ``head_hidden_size``, a global pool of any
 ``SelectAdaptivePool2d`` type (``''`` for unpooled maps), classifier dropout
@@ -154,7 +154,7 @@ class Backbone(nn.Module):
     Subclasses set ``in_chans``, ``min_input_size`` and ``feature_info`` (one
     record per stage, ``module`` naming the stage attribute), register their stages
     with :meth:`_set_stages`, implement :meth:`forward_stem`, and call
-    :meth:`_init_head` last.
+    :meth:`_finish_init` last.
     """
 
     __jit_unused_properties__ = ["head_hidden_size"]
@@ -163,6 +163,19 @@ class Backbone(nn.Module):
     def _set_stages(self, names: list[str]) -> None:
         # stage attribute names in order; feature_info[i]['module'] is the tap of stage i
         self._stage_names = list(names)
+
+    def _finish_init(self, num_classes: int, global_pool: str, drop_rate: float, bn_momentum: float | None,
+                     bn_eps: float | None, device: Any = None, dtype: Any = None) -> None:
+        """Last step of a subclass's ``__init__``: the head, the original init, timm's BatchNorm kwargs."""
+        self._init_head(num_classes, global_pool, drop_rate, device=device, dtype=dtype)
+        init_weights(self)
+        set_batchnorm_args(self, bn_momentum, bn_eps)
+
+    def _forward_stages_checkpointed(self, x: torch.Tensor) -> torch.Tensor:
+        """Every stage in order, each block recomputed in backward (``set_grad_checkpointing``)."""
+        for name in self._stage_names:
+            x = run_stage(getattr(self, name), x, checkpoint=True)
+        return x
 
     def _init_head(self, num_classes: int, global_pool: str, drop_rate: float,
                    device: Any = None, dtype: Any = None) -> None:

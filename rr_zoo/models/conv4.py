@@ -7,7 +7,7 @@ from timm.layers import DropBlock2d
 from torch import nn
 
 from rr_zoo.models import register_architecture
-from rr_zoo.models.base import Backbone, init_weights, run_stage, set_batchnorm_args
+from rr_zoo.models.base import Backbone
 
 
 class ConvBlock(nn.Module):
@@ -84,9 +84,7 @@ class Conv4(Backbone):
             names.append(f"layer{i + 1}")
             self.feature_info.append(dict(num_chs=widths[i], reduction=2 ** min(i + 1, n - 1), module=f"layer{i + 1}"))
         self._set_stages(names)
-        self._init_head(num_classes, global_pool, drop_rate, **dd)
-        init_weights(self)
-        set_batchnorm_args(self, bn_momentum, bn_eps)
+        self._finish_init(num_classes, global_pool, drop_rate, bn_momentum, bn_eps, **dd)
 
     def forward_stem(self, x: torch.Tensor, tap: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Conv-4 has no stem: block 1 is the first stage."""
@@ -95,9 +93,7 @@ class Conv4(Backbone):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the (N, 64, H/8, W/8) map of block 4 before global pooling."""
         if self.grad_checkpointing and not torch.jit.is_scripting():
-            for name in self._stage_names:
-                x = run_stage(getattr(self, name), x, checkpoint=True)
-            return x
+            return self._forward_stages_checkpointed(x)
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)

@@ -12,7 +12,7 @@ from timm.layers import DropBlock2d, DropPath
 from torch import nn
 
 from rr_zoo.models import register_architecture
-from rr_zoo.models.base import Backbone, init_weights, run_stage, set_batchnorm_args
+from rr_zoo.models.base import Backbone
 
 
 class BasicBlock(nn.Module):
@@ -141,9 +141,7 @@ class ResNet(Backbone):
         for i in range(n_stages, 4):  # CIFAR layouts: stage 4 is empty (no weights), so forward stays scriptable
             self.add_module(f"layer{i + 1}", nn.Identity())
         self._set_stages(names)
-        self._init_head(num_classes, global_pool, drop_rate, **dd)
-        init_weights(self)
-        set_batchnorm_args(self, bn_momentum, bn_eps)
+        self._finish_init(num_classes, global_pool, drop_rate, bn_momentum, bn_eps, **dd)
 
     def forward_stem(self, x: torch.Tensor, tap: list[torch.Tensor] | None = None) -> torch.Tensor:
         """conv1 -> bn1 -> relu (the stem feature, appended to ``tap``) -> max-pool (ImageNet layout)."""
@@ -156,9 +154,7 @@ class ResNet(Backbone):
         """Return the last stage's unpooled feature map."""
         x = self.forward_stem(x)
         if self.grad_checkpointing and not torch.jit.is_scripting():
-            for name in self._stage_names:
-                x = run_stage(getattr(self, name), x, checkpoint=True)
-            return x
+            return self._forward_stages_checkpointed(x)
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)
