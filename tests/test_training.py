@@ -97,9 +97,10 @@ def _run(out: Path, extra=()):
 
 
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, shared_data):
-    reference = _run(tmp_path / "ref")
+    long = ["--steps-per-epoch", "40"]  # 80 steps: a wide window to kill it in, however fast a step is
+    reference = _run(tmp_path / "ref", extra=long)
     assert reference.wait(timeout=300) == 0, reference.stdout.read()
-    victim = _run(tmp_path / "killed")
+    victim = _run(tmp_path / "killed", extra=long)
     ckpt = tmp_path / "killed" / "checkpoint.pt"
     deadline = time.time() + 240
     while time.time() < deadline:  # wait until a mid-epoch checkpoint (epoch 0, step >= 1) exists
@@ -113,8 +114,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, shared_data):
         time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
-    assert torch.load(ckpt, weights_only=True)["global_step"] < 6, "run finished before it could be killed"
-    resumed = _run(tmp_path / "killed", extra=["--resume"])
+    assert torch.load(ckpt, weights_only=True)["global_step"] < 80, "run finished before it could be killed"
+    resumed = _run(tmp_path / "killed", extra=[*long, "--resume"])
     assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
     ref, got = _final_state(tmp_path / "ref"), _final_state(tmp_path / "killed")
     assert ref.keys() == got.keys()
