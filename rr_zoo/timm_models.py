@@ -26,11 +26,11 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from torch import nn
 
 from rr_zoo.errors import CheckpointFormatError, UnpublishedWeightsError, WeightsHashError
-from rr_zoo.export_format import CONFIG_FILE
 from rr_zoo.manifest import ZooEntry, load_manifest
 from rr_zoo.models import ARCHITECTURES, get_architecture
 from rr_zoo.models.base import freeze_batchnorm
 from rr_zoo.weights import (
+    expected_record,
     require_safetensors,
     verified_entry_file,
     verified_export_file,
@@ -147,10 +147,9 @@ def verified_weights(cfg: dict[str, Any], sha256: str | None = None, cache_dir: 
         path = Path(file)
         if path.is_dir():
             return verified_export_file(path, "backbone")
-        if sha256 is not None:
-            return verify_file(path, sha256, what=str(path))
-        if (path.parent / CONFIG_FILE).is_file():
-            return verified_export_file(path.parent, "backbone")
+        record = expected_record(path, "backbone", sha256)  # the file's own record, matched by name
+        if record is not None:
+            return verify_file(path, record.sha256, record.size, what=str(path))
         raise WeightsHashError(
             f"no expected sha256 for {path}: pass sha256=... (the digest you trust), or load the export folder "
             "written by `python -m training export` (its config.json records the hash)."

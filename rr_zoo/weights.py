@@ -64,15 +64,19 @@ def verify_file(path: str | os.PathLike, sha256: str, size: int | None = None, w
     return path
 
 
+def _not_safetensors(path: str | os.PathLike, exc: Exception) -> WeightsHashError:
+    return WeightsHashError(
+        f"{path} is not a readable safetensors file ({exc}). rr_zoo loads safetensors only; "
+        "convert original .tar checkpoints with `python -m rr_zoo convert`."
+    )
+
+
 def load_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a safetensors file onto the CPU with a clear error for non-safetensors input."""
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsHashError(
-            f"{path} is not a readable safetensors file ({exc}). rr_zoo loads safetensors only; "
-            "convert original .tar checkpoints with `python -m rr_zoo convert`."
-        ) from exc
+        raise _not_safetensors(path, exc) from exc
 
 
 def require_safetensors(path: str | os.PathLike) -> Path:
@@ -87,10 +91,7 @@ def require_safetensors(path: str | os.PathLike) -> Path:
         with safe_open(str(path), framework="pt") as fh:
             fh.keys()
     except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsHashError(
-            f"{path} is not a readable safetensors file ({exc}). rr_zoo loads safetensors only; "
-            "convert original .tar checkpoints with `python -m rr_zoo convert`."
-        ) from exc
+        raise _not_safetensors(path, exc) from exc
     return Path(path)
 
 
@@ -180,6 +181,13 @@ def expected_from_folder(path: Path, role: str) -> FileRecord | None:
     return record if record is not None and record.name == path.name else None
 
 
+def expected_record(path: Path, role: str, sha256: str | None = None) -> FileRecord | None:
+    """Expected hash of an explicit file: ``sha256`` when given, else its export folder's config.json record."""
+    if sha256 is not None:
+        return FileRecord(name=path.name, role=role, sha256=sha256, size=None)  # type: ignore[arg-type]
+    return expected_from_folder(path, role)
+
+
 def verified_export_file(folder: str | os.PathLike, role: str = "backbone") -> Path:
     """A weight file of a local export folder, verified against the folder's ``config.json``.
 
@@ -228,10 +236,8 @@ def verified_entry_file(entry: ZooEntry, role: str = "backbone", file: str | os.
         cache_dir: huggingface_hub cache folder.
     """
     path, record = resolve_file(entry, role, file, cache_dir)
-    if record is None and sha256 is not None:
-        record = FileRecord(name=path.name, role=role, sha256=sha256, size=None)  # type: ignore[arg-type]
     if record is None:
-        record = expected_from_folder(path, role)
+        record = expected_record(path, role, sha256)
     if record is None and entry.published:
         record = entry.file(role)
     if record is None:

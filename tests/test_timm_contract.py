@@ -321,3 +321,26 @@ def test_launcher_runs_a_script_with_the_zoo_registered(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "rr_zoo.launch", str(tmp_path / "nope.py")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "is not a file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_loose_file_is_verified_by_its_own_record_not_its_folders_backbone(tmp_path):
+    """A file beside an export's config.json that the config does not list has no known hash: refused."""
+    from safetensors.torch import save_file
+
+    from rr_zoo.errors import WeightsHashError
+    from rr_zoo.export_format import write_export_folder
+    from rr_zoo.relation import RelationHead
+
+    entry = load_manifest().get("rr_conv4_cifar10")
+    model = timm.create_model("rr_conv4_cifar10")
+    folder = write_export_folder(tmp_path / "export", entry, model.state_dict(), RelationHead(128).state_dict())
+    other = folder / "other.safetensors"
+    save_file(timm.create_model("rr_conv4_cifar10").state_dict(), str(other))
+    cfg = dict(architecture="conv4_rr", file=str(other), input_size=(3, 32, 32), first_conv="layer1.conv",
+               num_classes=0, classifier="fc")
+    with pytest.raises(WeightsHashError, match="no expected sha256"):
+        timm.create_model("conv4_rr", pretrained=True, pretrained_cfg=cfg)
+    listed_cfg = {**cfg, "file": str(folder / "model.safetensors")}
+    listed = timm.create_model("conv4_rr", pretrained=True, pretrained_cfg=listed_cfg)
+    x = _input("rr_conv4_cifar10")
+    torch.testing.assert_close(listed(x), model.eval()(x))
