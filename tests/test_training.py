@@ -145,6 +145,20 @@ def test_resume_refuses_a_different_recipe(tmp_path, capsys, shared_data):
     assert "different recipe" in capsys.readouterr().err
 
 
+def test_a_finished_run_is_extended_with_resume_and_more_epochs(tmp_path, shared_data):
+    """--resume --epochs N continues a finished run: the same weights as one run of N epochs."""
+    straight, extended = tmp_path / "straight", tmp_path / "extended"
+    assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", *TINY, "--out", str(straight)]) == 0
+    assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", *TINY, "--epochs", "1",
+                          "--out", str(extended)]) == 0
+    assert torch.load(extended / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", *TINY, "--out", str(extended),
+                          "--resume"]) == 0
+    ref, got = _final_state(straight), _final_state(extended)
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert torch.load(extended / "checkpoint.pt", weights_only=True)["recipe"]["epochs"] == 2
+
+
 def test_dry_run_prints_an_estimate(capsys):
     assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", "--dry-run", "--threads", "1",
                           "--k", "4"]) == 0

@@ -441,6 +441,9 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     return summary
 
 
+RESUMABLE_CHANGES = frozenset({"epochs"})  # recipe fields --resume may change
+
+
 def restore(ckpt: TrainingCheckpoint, recipe: Recipe, model: RelationalModel, optimizer: torch.optim.Optimizer,
             scaler: torch.amp.GradScaler | None, aug_gen: torch.Generator, rank: int = 0) -> None:
     """Load a checkpoint's weights, optimiser, scaler and RNG states into a run of the same recipe.
@@ -448,8 +451,11 @@ def restore(ckpt: TrainingCheckpoint, recipe: Recipe, model: RelationalModel, op
     Raises:
         RecipeError: the recipe differs from the checkpoint's, or the file cannot be resumed (weights only).
     """
-    # a field added since the checkpoint was written is absent from it: compared as its default (None)
-    diff = {k: (ckpt.recipe.get(k), v) for k, v in recipe.to_dict().items() if ckpt.recipe.get(k) != v}
+    # a field added since the checkpoint was written is absent from it: compared as its default (None).
+    # ``epochs`` may change: it only says where the run stops (no schedule depends on it), so a finished
+    # run is extended with --resume --epochs N.
+    diff = {k: (ckpt.recipe.get(k), v) for k, v in recipe.to_dict().items()
+            if k not in RESUMABLE_CHANGES and ckpt.recipe.get(k) != v}
     if diff:
         raise RecipeError(f"--resume with a different recipe than the checkpoint's: {diff} (checkpoint, now)")
     if not ckpt.resumable:
