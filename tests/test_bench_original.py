@@ -170,12 +170,35 @@ def test_end_to_end_with_a_stand_in_original(fake_original, tmp_path):
         assert row[side]["timed_steps"] == 2 and 0 < row[side]["matmul_share"] < 1
         assert row["flops_per_view"][side] > 0
     assert row["ratio"] == pytest.approx(row["ours"]["views_per_s"] / row["original"]["views_per_s"])
-    assert "--steps-per-epoch 2" in row["ours"]["command"]
+    assert "--steps-per-epoch 2" in row["ours"]["command"] and "--precision fp32" in row["ours"]["command"]
+    ceiling = row["ceiling_views_per_s"]
+    assert {"fp32 contiguous", "fp32 channels_last"} <= set(ceiling) and min(ceiling.values()) > 0
+    assert row["ours"]["share_of_ceiling"] == pytest.approx(row["ours"]["views_per_s"] / ceiling["fp32 channels_last"])
+    if row["default_precision"] == "bf16":  # --precision auto picks bf16 on this CPU: a third side
+        assert "--precision auto" in row["ours_default"]["command"] and "bf16 channels_last" in ceiling
+        default = row["ours_default"]["views_per_s"]
+        assert row["ratio_default"] == pytest.approx(default / row["original"]["views_per_s"])
+    else:
+        assert "ours_default" not in row and set(ceiling) == {"fp32 contiguous", "fp32 channels_last"}
     saved = json.loads((out / "original_conv4_k2.json").read_text())
     assert saved["row"]["k"] == 2 and saved["n_images"] == 40 and saved["threads"] == 1
     assert json.loads((out / "original.json").read_text())["rows"][0]["arch"] == "conv4"
     table = format_table(result)
     assert table.count("\n") == 2 and "| conv4 | 2 | 8 | 2 / 2 |" in table
+
+
+def test_backbone_ceiling_subprocess_times_every_variant(tmp_path):
+    import subprocess
+    import sys
+
+    from training.bench_original import PROJECT_ROOT, ceiling_variants
+
+    out = tmp_path / "ceiling.json"
+    subprocess.run([sys.executable, "-m", "training.bench_original", "ceiling", "conv4", "8", "1", str(out)],
+                   cwd=PROJECT_ROOT, check=True)
+    got = json.loads(out.read_text())
+    assert set(got) == {f"{p} {'channels_last' if cl else 'contiguous'}" for p, cl in ceiling_variants()}
+    assert all(v > 0 for v in got.values())
 
 
 def test_cli_rejects_a_folder_that_is_not_the_original(tmp_path, capsys):

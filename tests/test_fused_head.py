@@ -1,4 +1,4 @@
-"""Speed changes that must not change the computation: the fused relation-head tail, the hue rewrite.
+"""Speed changes that must not change the computation: fused relation-head tail, hue rewrite, jitter batching.
 
 The fused tail (``rr_zoo.relation._PairTail``, ``RelationHead.fused_tail``) is checked against the
 unfused one (``fused_tail = False``: gather, ``nn.BatchNorm1d``, LeakyReLU, ``nn.Linear``): in float64
@@ -185,3 +185,34 @@ def test_hue_equals_previous_implementation_bit_for_bit():
         factor[:3] = torch.tensor([0.0, -0.5, 0.5])
         got, ref = adjust_hue(x, factor), reference_adjust_hue(x, factor)
         assert torch.equal(got.view(torch.int32), ref.view(torch.int32))
+
+
+# ----------------------------------------------------------------------------- colour jitter
+def reference_color_jitter(x: torch.Tensor, apply: torch.Tensor, cfg, gen=None) -> torch.Tensor:
+    """ColorJitter as written before: per stage and op, gather the views (``x[idx]``) and scatter them back."""
+    from training.augment import JITTER_OPS, _uniform
+
+    n = x.shape[0]
+    b, c, s, h = cfg.jitter
+    factors = torch.stack([_uniform(n, max(0.0, 1 - b), 1 + b, gen, x.device),
+                           _uniform(n, max(0.0, 1 - c), 1 + c, gen, x.device),
+                           _uniform(n, max(0.0, 1 - s), 1 + s, gen, x.device), _uniform(n, -h, h, gen, x.device)], 1)
+    order = torch.rand(n, 4, generator=gen, device=x.device).argsort(1)
+    for stage in range(4):
+        for op_index, op in enumerate(JITTER_OPS):
+            idx = (apply & (order[:, stage] == op_index)).nonzero().squeeze(1)
+            if idx.numel():
+                x[idx] = op(x[idx], factors[idx, op_index])
+    return x
+
+
+@pytest.mark.parametrize("p_apply", [0.0, 0.8, 1.0])
+def test_color_jitter_equals_previous_implementation_bit_for_bit(p_apply):
+    from training.augment import AugmentConfig, color_jitter
+
+    cfg = AugmentConfig(8, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    x = torch.rand(96, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    apply = torch.rand(96, generator=torch.Generator().manual_seed(2)) < p_apply
+    got = color_jitter(x.clone(), apply, cfg, torch.Generator().manual_seed(3))
+    ref = reference_color_jitter(x.clone(), apply, cfg, torch.Generator().manual_seed(3))
+    assert torch.equal(got.view(torch.int32), ref.view(torch.int32))

@@ -20,6 +20,12 @@ every repeat); views/s is the best of ``repeats``. Peak RSS is each subprocess's
 (``os.wait4``), max over repeats. Full-epoch seconds are extrapolated from the timed steps at the
 measured views/s (original: ceil(N/M) batches, last one partial; ours: floor(N/M) full batches).
 
+Precision and ceiling: the original trains in fp32 only; ours runs in fp32 (``ours``) and, where
+``--precision auto`` resolves to bf16 on this CPU, once more as a user gets it by default (``ours_default``).
+Every repeat also times, in a fresh subprocess, the backbone's forward + backward alone on the same K·M
+views (no augmentation, head, loss or optimiser) in each precision and memory format; each of our steps is
+reported as a share of that ceiling for its precision in ``channels_last`` (the layout ``pretrain`` uses).
+
 FLOP share: FLOPs per step of each side's own forward + backward, counted by
 ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matmuls; not BatchNorm, elementwise,
 augmentation or the Adam update) at M = 4 and K = 2, 3 on random input and scaled exactly
@@ -248,6 +254,37 @@ def measure_peaks(matmul_n: int = 2048) -> dict[str, float]:
     return {"matmul": matmul_flops_per_s(matmul_n), "conv": conv_flops_per_s(32 if matmul_n < 1024 else 128)}
 
 
+def backbone_ceiling(arch: str, views: int, precision: str, channels_last: bool, repeats: int = 3,
+                     size: int = 32) -> float:
+    """Views/s of the backbone's forward + backward alone on ``views`` random views: a step's ceiling.
+
+    No augmentation, relation head, loss or optimiser: ``backbone(x).float().sum().backward()`` under
+    the precision's autocast, best of ``repeats`` after a warm-up, on the current thread count.
+    """
+    from rr_zoo.models import build_backbone
+    from training.pretrain import autocast_context
+
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = build_backbone(arch).to(memory_format=layout)
+    x = torch.randn(views, 3, size, size).contiguous(memory_format=layout)
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        with autocast_context("cpu", precision):
+            out = model(x)
+        out.float().sum().backward()
+
+    return views / best_seconds(step, repeats)
+
+
+def ceiling_variants() -> list[tuple[str, bool]]:
+    """(precision, channels_last) pairs the ceiling is timed in: fp32 both layouts; bf16 too where native."""
+    from training.precision import resolve_precision
+
+    precisions = ["fp32"] + (["bf16"] if resolve_precision("auto") == "bf16" else [])
+    return [(p, cl) for p in precisions for cl in (False, True)]
+
+
 # ----------------------------------------------------------------------------- subprocesses
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, float, float]:
     """Run ``cmd``; returns (wall seconds, its own peak RSS in MiB, its CPU seconds per wall second).
@@ -316,13 +353,20 @@ class Harness:
                 "views": timed["images"] * k, "dataset_size": res["dataset_size"], "threads": res["threads"],
                 "peak_rss_mib": rss, "process_wall_s": wall, "process_cpu_per_wall": cpu}
 
-    def ours(self, arch: str, k: int, m: int, steps: int) -> dict[str, Any]:
+    def ceiling(self, arch: str, k: int, m: int) -> dict[str, float]:
+        """Backbone-only views/s on K·M views per ``"<precision> <layout>"`` (one fresh subprocess)."""
+        run = self._next(f"ceiling_{arch}_k{k}")
+        _run([self.python, "-m", "training.bench_original", "ceiling", arch, str(k * m), str(self.threads),
+              str(run / "result.json")], PROJECT_ROOT, _env(self.threads), run / "log.txt")
+        return json.loads((run / "result.json").read_text())
+
+    def ours(self, arch: str, k: int, m: int, steps: int, precision: str = "fp32") -> dict[str, Any]:
         """One ``python -m training pretrain`` run: warm-up epoch + timed epoch."""
-        run = self._next(f"ours_{arch}_k{k}")
+        run = self._next(f"ours_{precision}_{arch}_k{k}")
         cmd = [self.python, "-m", "training", "pretrain", "--entry", f"rr_{arch}_cifar10", "--architecture", arch,
                "--dataset", "cifar10", "--data-root", str(self.data), "--k", str(k), "--batch-size", str(m),
-               "--epochs", "2", "--seed", "0", "--threads", str(self.threads), "--precision", "fp32", "--no-progress",
-               "--ckpt-every-steps", "0", "--out", str(run / "out")]
+               "--epochs", "2", "--seed", "0", "--threads", str(self.threads), "--precision", precision,
+               "--no-progress", "--ckpt-every-steps", "0", "--out", str(run / "out")]
         if steps:
             cmd += ["--steps-per-epoch", str(steps)]
         wall, rss, cpu = _run(cmd, PROJECT_ROOT, _env(self.threads), run / "log.txt")
@@ -375,19 +419,39 @@ def check_original_repo(repo: str | Path) -> Path:
 
 def bench_config(h: Harness, arch: str, k: int, m: int, steps: int, repeats: int, dataset_size: int,
                  peaks: list[dict[str, float]], matmul_n: int = 2048) -> dict[str, Any]:
-    """Interleaved, best-of-``repeats`` comparison of one (arch, K); appends a peak measurement per repeat."""
-    row: dict[str, Any] = {"arch": arch, "k": k, "m": m, "views_per_step": k * m}
+    """Interleaved, best-of-``repeats`` comparison of one (arch, K); appends a peak measurement per repeat.
+
+    Sides: ``original`` (fp32, the only precision it has), ``ours`` (``--precision fp32``) and, where
+    ``--precision auto`` picks bf16 on this CPU, ``ours_default`` (what a user gets by default). Every
+    repeat also times the backbone-only ceiling (:func:`backbone_ceiling`, fresh subprocess) in each
+    precision and layout; each of our steps is reported as a share of the best ceiling of its precision
+    in the layout it trains in (``channels_last``).
+    """
+    from training.precision import resolve_precision
+
+    default = resolve_precision("auto")
+    row: dict[str, Any] = {"arch": arch, "k": k, "m": m, "views_per_step": k * m, "default_precision": default}
     row["flops_per_view"] = {"original": h.original_flops(arch, k, m) / (k * m),
                              "ours": ours_flops_per_step(arch, k, m) / (k * m)}
-    runs: dict[str, list] = {"original": [], "ours": []}
+    sides = {"original": lambda: h.original(arch, k, m, steps), "ours": lambda: h.ours(arch, k, m, steps)}
+    if default != "fp32":
+        sides["ours_default"] = lambda: h.ours(arch, k, m, steps, precision="auto")
+    runs: dict[str, list] = {side: [] for side in sides}
+    ceilings: list[dict[str, float]] = []
     for rep in range(repeats):
-        for side in (("original", "ours") if rep % 2 == 0 else ("ours", "original")):
-            runs[side].append(getattr(h, side)(arch, k, m, steps))
+        order = list(sides) if rep % 2 == 0 else list(reversed(sides))
+        for side in order:
+            runs[side].append(sides[side]())
             r = runs[side][-1]
             print(f"  {arch} K={k} repeat {rep + 1}/{repeats} {side}: {r['views_per_s']:.0f} views/s, "
                   f"{r['steps']} timed steps, peak RSS {r['peak_rss_mib']:.0f} MiB, "
                   f"CPU/wall {r['process_cpu_per_wall']:.2f}", flush=True)
+        ceilings.append(h.ceiling(arch, k, m))
+        print(f"  {arch} K={k} repeat {rep + 1}/{repeats} backbone alone: "
+              + ", ".join(f"{name} {v:.0f}" for name, v in ceilings[-1].items()) + " views/s", flush=True)
         peaks.append(measure_peaks(matmul_n))
+    row["ceiling_views_per_s"] = {name: max(c[name] for c in ceilings) for name in ceilings[0]}
+    row["ceiling_views_per_s_all"] = ceilings
     for side, rs in runs.items():
         best = max(rs, key=lambda r: r["views_per_s"])
         images_per_epoch = (dataset_size if side == "original" else dataset_size // m * m)
@@ -395,17 +459,21 @@ def bench_config(h: Harness, arch: str, k: int, m: int, steps: int, repeats: int
                      "timed_steps": best["steps"], "peak_rss_mib": max(r["peak_rss_mib"] for r in rs),
                      "process_cpu_per_wall_all": [r["process_cpu_per_wall"] for r in rs],
                      "epoch_seconds_extrapolated": images_per_epoch * k / best["views_per_s"]}
-        if side == "ours":
+        if side != "original":
+            precision = "fp32" if side == "ours" else default
+            row[side]["precision"] = precision
             row[side]["command"] = best["command"]
-    row["ratio"] = row["ours"]["views_per_s"] / row["original"]["views_per_s"]
+            ceiling = row["ceiling_views_per_s"][f"{precision} channels_last"]
+            row[side]["share_of_ceiling"] = best["views_per_s"] / ceiling
+            row[f"ratio{side[4:]}"] = best["views_per_s"] / row["original"]["views_per_s"]
     add_shares(row, peaks)
     return row
 
 
 def add_shares(row: dict[str, Any], peaks: list[dict[str, float]]) -> None:
     """Each side's achieved FLOP/s as a share of the best matmul and convolution FLOP/s measured."""
-    for side in ("original", "ours"):
-        achieved = row[side]["views_per_s"] * row["flops_per_view"][side]
+    for side in (side for side in ("original", "ours", "ours_default") if side in row):
+        achieved = row[side]["views_per_s"] * row["flops_per_view"]["original" if side == "original" else "ours"]
         row[side]["achieved_flops_per_s"] = achieved
         for kind in ("matmul", "conv"):
             row[side][f"{kind}_share"] = achieved / max(p[kind] for p in peaks)
@@ -488,18 +556,22 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
             shutil.rmtree(work, ignore_errors=True)
 
 
-HEADER = ("| arch | K | M | timed steps | original views/s | ours views/s | ours / original | peak RSS MiB "
-          "orig / ours | share of matmul peak orig / ours | share of conv peak orig / ours | "
-          "GFLOP per view orig / ours |\n|---|---|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| arch | K | M | timed steps | original views/s | ours fp32 views/s | ours fp32 / original | "
+          "ours fp32 / its backbone alone | ours default (precision) views/s | default / original | "
+          "default / its backbone alone | peak RSS MiB orig / ours | share of conv peak orig / ours |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def format_row(r: dict[str, Any]) -> str:
-    o, u, f = r["original"], r["ours"], r["flops_per_view"]
+    o, u = r["original"], r["ours"]
+    d = r.get("ours_default")
+    default = (f"{d['views_per_s']:.0f} ({d['precision']}) | {r['ratio_default']:.2f}x | "
+               f"{100 * d['share_of_ceiling']:.0f}%" if d else f"= fp32 ({r['default_precision']}) | - | -")
     return (f"| {r['arch']} | {r['k']} | {r['m']} | {o['timed_steps']} / {u['timed_steps']} | "
             f"{o['views_per_s']:.0f} | {u['views_per_s']:.0f} | {r['ratio']:.2f}x | "
-            f"{o['peak_rss_mib']:.0f} / {u['peak_rss_mib']:.0f} | {100 * o['matmul_share']:.0f}% / "
-            f"{100 * u['matmul_share']:.0f}% | {100 * o['conv_share']:.0f}% / {100 * u['conv_share']:.0f}% | "
-            f"{f['original'] / 1e9:.3f} / {f['ours'] / 1e9:.3f} |")
+            f"{100 * u['share_of_ceiling']:.0f}% | {default} | "
+            f"{o['peak_rss_mib']:.0f} / {u['peak_rss_mib']:.0f} | "
+            f"{100 * o['conv_share']:.0f}% / {100 * u['conv_share']:.0f}% |")
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -526,3 +598,19 @@ def run_from_args(args) -> int:
                                     workers=args.original_workers, out_dir=out.parent, combined_name=out.name)
     print(f"\n{format_table(result)}\nwrote {out} and original_<arch>_k<K>.json beside it")
     return 0
+
+
+def _ceiling_child(argv: list[str]) -> int:
+    """``python -m training.bench_original ceiling ARCH VIEWS THREADS OUT``: the ceiling subprocess."""
+    arch, views, threads, out = argv[0], int(argv[1]), int(argv[2]), Path(argv[3])
+    torch.set_num_threads(threads)
+    result = {f"{p} {'channels_last' if cl else 'contiguous'}": backbone_ceiling(arch, views, p, cl)
+              for p, cl in ceiling_variants()}
+    out.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["ceiling"]:
+        sys.exit("usage: python -m training.bench_original ceiling ARCH VIEWS THREADS OUT (run by the benchmark)")
+    sys.exit(_ceiling_child(sys.argv[2:]))
