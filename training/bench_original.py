@@ -255,17 +255,22 @@ def measure_peaks(matmul_n: int = 2048) -> dict[str, float]:
 
 
 def backbone_ceiling(arch: str, views: int, precision: str, channels_last: bool, repeats: int = 3,
-                     size: int = 32) -> float:
+                     size: int = 32, compiled: bool = False) -> float:
     """Views/s of the backbone's forward + backward alone on ``views`` random views: a step's ceiling.
 
     No augmentation, relation head, loss or optimiser: ``backbone(x).float().sum().backward()`` under
-    the precision's autocast, best of ``repeats`` after a warm-up, on the current thread count.
+    the precision's autocast (``compiled``: ``torch.compile``-d, as ``pretrain --compile on``), best of
+    ``repeats`` after a warm-up, on the current thread count, with the allocator setting of a run.
     """
     from rr_zoo.models import build_backbone
+    from training.allocator import keep_freed_memory
     from training.pretrain import autocast_context
 
+    keep_freed_memory()  # as pretrain does: without it every step pays ~280k page faults
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = build_backbone(arch).to(memory_format=layout)
+    if compiled:
+        model.compile()
     x = torch.randn(views, 3, size, size).contiguous(memory_format=layout)
 
     def step() -> None:
@@ -277,12 +282,20 @@ def backbone_ceiling(arch: str, views: int, precision: str, channels_last: bool,
     return views / best_seconds(step, repeats)
 
 
-def ceiling_variants() -> list[tuple[str, bool]]:
-    """(precision, channels_last) pairs the ceiling is timed in: fp32 both layouts; bf16 too where native."""
+def ceiling_variants(arch: str) -> list[tuple[str, bool, bool]]:
+    """(precision, channels_last, compiled) the ceiling is timed in: fp32, and bf16 where the CPU has it,
+    eager in both layouts, and compiled in ``channels_last`` where ``pretrain --compile auto`` compiles."""
+    from training.compile import compile_pays_on_cpu
     from training.precision import resolve_precision
 
     precisions = ["fp32"] + (["bf16"] if resolve_precision("auto") == "bf16" else [])
-    return [(p, cl) for p in precisions for cl in (False, True)]
+    return [(p, cl, False) for p in precisions for cl in (False, True)] + [
+        (p, True, True) for p in precisions if compile_pays_on_cpu(arch, p)]
+
+
+def variant_name(precision: str, channels_last: bool, compiled: bool) -> str:
+    """``"fp32 channels_last"``, ``"bf16 contiguous"``, ``"fp32 channels_last compiled"``, ..."""
+    return f"{precision} {'channels_last' if channels_last else 'contiguous'}{' compiled' if compiled else ''}"
 
 
 # ----------------------------------------------------------------------------- subprocesses
@@ -361,11 +374,20 @@ class Harness:
         return json.loads((run / "result.json").read_text())
 
     def ours(self, arch: str, k: int, m: int, steps: int, precision: str = "fp32") -> dict[str, Any]:
-        """One ``python -m training pretrain`` run: warm-up epoch + timed epoch."""
+        """One ``python -m training pretrain`` run: warm-up epoch + timed epoch.
+
+        ``--compile`` is what ``auto`` picks for a full-length run of this backbone and precision
+        (a benchmark run is too short for ``auto`` to compile; the first compiled step is in the warm-up).
+        """
+        from training.compile import compile_pays_on_cpu
+        from training.precision import resolve_precision
+
+        compiled = compile_pays_on_cpu(arch, resolve_precision(precision))
         run = self._next(f"ours_{precision}_{arch}_k{k}")
         cmd = [self.python, "-m", "training", "pretrain", "--entry", f"rr_{arch}_cifar10", "--architecture", arch,
                "--dataset", "cifar10", "--data-root", str(self.data), "--k", str(k), "--batch-size", str(m),
                "--epochs", "2", "--seed", "0", "--threads", str(self.threads), "--precision", precision,
+               "--compile", "on" if compiled else "off",
                "--no-progress", "--ckpt-every-steps", "0", "--out", str(run / "out")]
         if steps:
             cmd += ["--steps-per-epoch", str(steps)]
@@ -377,7 +399,7 @@ class Harness:
         return {"views_per_s": timed["views_per_s"], "seconds": timed["seconds"],
                 "steps": n_steps if n_steps else round(timed["views_per_s"] * timed["seconds"] / (k * m)),
                 "views": round(timed["views_per_s"] * timed["seconds"]), "peak_rss_mib": rss,
-                "process_wall_s": wall, "process_cpu_per_wall": cpu,
+                "process_wall_s": wall, "process_cpu_per_wall": cpu, "compiled": compiled,
                 "command": "python -m training " + shlex.join(cmd[3:])}
 
 
@@ -463,7 +485,8 @@ def bench_config(h: Harness, arch: str, k: int, m: int, steps: int, repeats: int
             precision = "fp32" if side == "ours" else default
             row[side]["precision"] = precision
             row[side]["command"] = best["command"]
-            ceiling = row["ceiling_views_per_s"][f"{precision} channels_last"]
+            row[side]["compiled"] = best["compiled"]
+            ceiling = row["ceiling_views_per_s"][variant_name(precision, True, best["compiled"])]
             row[side]["share_of_ceiling"] = best["views_per_s"] / ceiling
             row[f"ratio{side[4:]}"] = best["views_per_s"] / row["original"]["views_per_s"]
     add_shares(row, peaks)
@@ -565,10 +588,12 @@ HEADER = ("| arch | K | M | timed steps | original views/s | ours fp32 views/s |
 def format_row(r: dict[str, Any]) -> str:
     o, u = r["original"], r["ours"]
     d = r.get("ours_default")
-    default = (f"{d['views_per_s']:.0f} ({d['precision']}) | {r['ratio_default']:.2f}x | "
+    default = (f"{d['views_per_s']:.0f} ({d['precision']}{', compiled' if d.get('compiled') else ''}) | "
+               f"{r['ratio_default']:.2f}x | "
                f"{100 * d['share_of_ceiling']:.0f}%" if d else f"= fp32 ({r['default_precision']}) | - | -")
+    compiled = " (compiled)" if u.get("compiled") else ""
     return (f"| {r['arch']} | {r['k']} | {r['m']} | {o['timed_steps']} / {u['timed_steps']} | "
-            f"{o['views_per_s']:.0f} | {u['views_per_s']:.0f} | {r['ratio']:.2f}x | "
+            f"{o['views_per_s']:.0f} | {u['views_per_s']:.0f}{compiled} | {r['ratio']:.2f}x | "
             f"{100 * u['share_of_ceiling']:.0f}% | {default} | "
             f"{o['peak_rss_mib']:.0f} / {u['peak_rss_mib']:.0f} | "
             f"{100 * o['conv_share']:.0f}% / {100 * u['conv_share']:.0f}% |")
@@ -604,8 +629,8 @@ def _ceiling_child(argv: list[str]) -> int:
     """``python -m training.bench_original ceiling ARCH VIEWS THREADS OUT``: the ceiling subprocess."""
     arch, views, threads, out = argv[0], int(argv[1]), int(argv[2]), Path(argv[3])
     torch.set_num_threads(threads)
-    result = {f"{p} {'channels_last' if cl else 'contiguous'}": backbone_ceiling(arch, views, p, cl)
-              for p, cl in ceiling_variants()}
+    result = {variant_name(p, cl, c): backbone_ceiling(arch, views, p, cl, compiled=c)
+              for p, cl, c in ceiling_variants(arch)}
     out.write_text(json.dumps(result))
     return 0
 

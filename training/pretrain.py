@@ -31,6 +31,7 @@ from rr_zoo.relation import RelationHead, focal_loss, relation_input_features
 from training.allocator import keep_freed_memory
 from training.augment import AugmentConfig, make_views
 from training.checkpoint import TrainingCheckpoint, atomic_write_text, load_checkpoint
+from training.compile import resolve_compile
 from training.data import DataRequest, DatasetSpec, get_dataset_spec, load_split, subset_indices
 from training.precision import native_bf16, resolve_precision
 from training.provenance import environment
@@ -367,7 +368,12 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
         (out / LOG).unlink(missing_ok=True)
     if rank == 0 and not env:
         env = environment(device, opts.num_threads)
-    if opts.compile:
+    compiled, why = resolve_compile(opts.compile, recipe.architecture, opts.precision, device,
+                                    (recipe.epochs - epoch) * steps_per_epoch - step_in_epoch, opts.grad_checkpointing)
+    opts = replace(opts, compile="on" if compiled else "off")  # recorded in the checkpoint's options
+    if rank == 0:
+        print(json.dumps({"kind": "compile", "compiled": compiled, "why": why}), flush=True)
+    if compiled:
         model.backbone.compile()  # in place: state-dict keys unchanged
     model_fwd = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from rr_zoo.manifest import load_manifest
 from rr_zoo.models import ARCHITECTURES
 from rr_zoo.relation import AGGREGATIONS
+from training.compile import COMPILE_CHOICES
 from training.flags import option
 
 LOSSES = ("focal", "bce")
@@ -191,7 +192,9 @@ class RunOptions:
                             "natively (CPU flags avx512_bf16/amx_bf16, CUDA compute capability >= 8.0), else fp32; "
                             "the run records and its command pins the precision used (training.precision). "
                             "fp16: CUDA only, with a grad scaler", choices=PRECISIONS)
-    compile: bool = option(False, "torch.compile the backbone", record=False)
+    compile: str = option("auto", "torch.compile the backbone. auto: where it was measured to pay (CPU, Conv-4, "
+                          "runs of 1000+ steps, a C++ compiler on PATH; training.compile)", choices=COMPILE_CHOICES,
+                          record=False)
     channels_last: bool = option(True, "channels-last (NHWC) memory format for convolutions", record=False)
     grad_checkpointing: bool = option(
         False, "gradient checkpointing of the backbone: its activations are recomputed in backward (less memory, "
@@ -217,6 +220,8 @@ class RunOptions:
         require_device(self.device)
         require(not (self.precision == "fp16" and self.device == "cpu"),
                 "precision='fp16' needs a CUDA device (it uses a grad scaler); use 'bf16' on CPU")
+        require(self.compile in COMPILE_CHOICES,
+                f"compile={self.compile!r} is unknown; use one of {', '.join(COMPILE_CHOICES)}")
         require(self.ckpt_every_steps >= 0, f"ckpt_every_steps must be >= 0, got {self.ckpt_every_steps}")
         require(self.steps_per_epoch is None or self.steps_per_epoch >= 1,
                 f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")

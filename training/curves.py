@@ -1,0 +1,101 @@
+"""Online kNN accuracy vs views seen, from training logs: what more compute buys, across backbones.
+
+    python -m training curves runs/rr_conv4_cifar10-s0 exports/rr_resnet8_cifar10 --out docs/results/knn_vs_views.png
+
+Each argument is a run folder (``log.jsonl`` + ``checkpoint.pt``) or an export folder (``log.jsonl`` +
+``config.json``, whose provenance holds the recipe the weights were trained with). Views seen after a
+logged epoch = ``global_step`` × M × K of that run's recipe (images per step × views per image). The
+accuracy is the log's ``knn_acc``: the online weighted kNN of ``pretrain --knn-every`` (up to 10,000
+labelled train images as the bank, the test split as queries; see ``training.pretrain.online_knn``).
+Writes the figure and a JSON of the plotted points beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.recipes import RecipeError
+
+LOG = "log.jsonl"
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One run's online kNN accuracy against the views it had seen."""
+
+    label: str
+    source: str
+    recipe: dict[str, Any]
+    views: list[int]        # augmented views seen, cumulative
+    knn_acc: list[float]    # % top-1, online kNN
+
+
+def run_recipe(folder: Path) -> dict[str, Any]:
+    """The recipe a run folder (checkpoint.pt) or export folder (config.json provenance) was trained with."""
+    config = folder / "config.json"
+    if config.is_file():
+        meta = json.loads(config.read_text()).get("rr_zoo", {})
+        recipe = (meta.get("provenance") or {}).get("recipe") or meta.get("recipe")
+        if recipe:
+            return {**recipe, "entry": meta.get("entry"), "precision": (meta.get("provenance") or {}).get("precision")}
+    if (folder / "checkpoint.pt").is_file():
+        from training.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(folder / "checkpoint.pt")
+        return {**ckpt.recipe, "precision": ckpt.options.get("precision")}
+    raise RecipeError(f"{folder}: neither config.json (an export) nor checkpoint.pt (a run folder); "
+                      "pass the folder `pretrain --out` or `export --out` wrote")
+
+
+def read_curve(folder: str | Path, label: str | None = None) -> Curve:
+    """The (views seen, online kNN %) points of one run or export folder."""
+    folder = Path(folder)
+    if not (folder / LOG).is_file():
+        raise FileNotFoundError(f"no {LOG} in {folder}; pretrain with --knn-every N to log online kNN accuracy")
+    recipe = run_recipe(folder)
+    rows = [json.loads(line) for line in (folder / LOG).read_text().splitlines() if line.strip()]
+    points = [(r["global_step"] * recipe["batch_size"] * recipe["k"], r["knn_acc"]) for r in rows
+              if r.get("kind", "epoch") == "epoch" and r.get("knn_acc") is not None]
+    if not points:
+        raise RecipeError(f"{folder / LOG} has no knn_acc rows; pretrain with --knn-every N")
+    precision = f", {recipe['precision']}" if recipe.get("precision") else ""
+    label = label or f"{recipe['architecture']} (K={recipe['k']}{precision})"
+    return Curve(label, str(folder), recipe, [p[0] for p in points], [p[1] for p in points])
+
+
+def plot_curves(curves: list[Curve], out_png: str | Path) -> dict[str, Any]:
+    """Draw every curve on one axis (views seen, log scale); write the PNG and its points as JSON beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for curve in curves:
+        ax.plot([v / 1e6 for v in curve.views], curve.knn_acc, marker="o", markersize=3, label=curve.label)
+    datasets = sorted({c.recipe.get("dataset", "?") for c in curves})
+    ax.set_xscale("log")
+    ax.set_xlabel("augmented views seen (millions, log scale)")
+    ax.set_ylabel("online kNN top-1 (%)")
+    ax.set_title(f"RR pretraining on {', '.join(datasets)}: accuracy vs views seen")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    from rr_zoo.atomic import atomic_write
+
+    with atomic_write(out_png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    summary = {"figure": str(out_png), "curves": [
+        {"label": c.label, "source": c.source, "architecture": c.recipe.get("architecture"),
+         "dataset": c.recipe.get("dataset"), "k": c.recipe.get("k"), "batch_size": c.recipe.get("batch_size"),
+         "precision": c.recipe.get("precision"), "views": c.views, "knn_acc": c.knn_acc} for c in curves]}
+    out_json = out_png.with_suffix(".json")
+    with atomic_write(out_json) as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
