@@ -246,3 +246,18 @@ def test_evaluating_an_unlabelled_folder_says_how_to_label_it(tmp_path, shared_d
     err = _one_line_error(["evaluate", "knn", "--entry", "rr_conv4_cifar10", "--dataset", f"folder:{tmp_path / 'flat'}",
                            "--out", str(tmp_path / "eval")], capsys)
     assert "has no labels; put its images in one sub-folder per class" in err
+
+
+def test_dry_run_on_a_folder_lists_it_without_decoding(workdir, capsys, monkeypatch):
+    root, _ = workdir
+    monkeypatch.setattr("training.data.formats.user_folder.decode_image",
+                        lambda *a, **k: pytest.fail("the dry run decoded an image"))
+    assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", "--dataset", f"folder:{root / 'photos'}",
+                          "--batch-size", "16", "--k", "4", "--epochs", "2", "--dry-run", "--threads", "1"]) == 0
+    est = json.loads(capsys.readouterr().out)["estimate"]
+    photos = sum(1 for p in (root / "photos").rglob("*") if p.suffix in {".png", ".jpg", ".webp", ".bmp"})
+    assert est["images"] == photos and est["steps"] == (photos // 16) * 2  # the broken .png is counted too
+    assert "no image decoded" in est["images_source"]
+    err = _one_line_error(["pretrain", "--entry", "rr_conv4_cifar10", "--dataset", f"folder:{root / 'photos'}",
+                           "--batch-size", "4096", "--dry-run"], capsys)
+    assert "fewer than batch_size=4096" in err

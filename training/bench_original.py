@@ -544,7 +544,11 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
         torch.set_num_threads(threads)
         peaks = [measure_peaks(matmul_n)]
         _, baseline_rss, _ = _run([python, "-c", "import torch, torchvision"], work, _env(threads), work / "import.log")
-        meta = {"original_repo": str(repo), "original_commit": _git_commit(repo), "images": source,
+        from training.provenance import code_commit
+
+        meta = {"original_repo": str(repo), "original_commit": _git_commit(repo), "code_commit": code_commit(),
+                "command": "python -m training benchmark " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == [
+                    "benchmark"] else None, "images": source,
                 "n_images": int(len(images)), "m": m, "threads": threads, "original_num_workers": workers,
                 "precision": "fp32", "repeats": repeats, "steps": steps,
                 "import_torch_torchvision_rss_mib": baseline_rss,  # what both sides pay before any work

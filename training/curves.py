@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rr_zoo.atomic import atomic_write
 from training.recipes import RecipeError
 
 LOG = "log.jsonl"
@@ -86,16 +87,11 @@ def plot_curves(curves: list[Curve], out_png: str | Path) -> dict[str, Any]:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    from rr_zoo.atomic import atomic_write
-
-    with atomic_write(out_png) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    atomic_write(out_png, lambda fh: fig.savefig(fh, dpi=110, format="png"))
     plt.close(fig)
     summary = {"figure": str(out_png), "curves": [
         {"label": c.label, "source": c.source, "architecture": c.recipe.get("architecture"),
          "dataset": c.recipe.get("dataset"), "k": c.recipe.get("k"), "batch_size": c.recipe.get("batch_size"),
          "precision": c.recipe.get("precision"), "views": c.views, "knn_acc": c.knn_acc} for c in curves]}
-    out_json = out_png.with_suffix(".json")
-    with atomic_write(out_json) as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write(out_png.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
     return summary

@@ -47,7 +47,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from training.recipes import Recipe, RunOptions
+from training.recipes import Recipe, RecipeError, RunOptions
 
 # Sustained dense bf16 throughput assumed for one H100-class GPU on these small convnets
 # (about 15% of its 990 TFLOP/s peak); an assumption, not a measurement.
@@ -146,11 +146,12 @@ def best_seconds(fn, repeats: int = 2) -> float:
     return best
 
 
-def split_size(recipe: Recipe) -> int:
-    """Images in the recipe's split, from its ``DatasetSpec`` (the dataset itself is not read)."""
-    from training.data import get_dataset_spec
+def dataset_shape_of(recipe: Recipe) -> tuple[int, int, int]:
+    """(image side, channels, images in the recipe's split); no image is read (a folder is only listed)."""
+    from training.data import dataset_shape
+    from training.pretrain import data_request
 
-    return int(get_dataset_spec(recipe.dataset).split_sizes[recipe.split])
+    return dataset_shape(recipe.dataset, recipe.split, data_request(recipe))
 
 
 def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
@@ -165,7 +166,7 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
         timed pieces, CPU hours, a GPU-hours estimate, what was measured and what derived, and
         the dry run's own peak RSS.
     """
-    from training.data import get_dataset_spec
+    from training.data import from_files
     from training.precision import native_bf16, resolve_precision
     from training.pretrain import (
         RelationalModel,
@@ -181,10 +182,11 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     if opts.num_threads:
         torch.set_num_threads(opts.num_threads)
     t_start = time.perf_counter()
-    spec = get_dataset_spec(recipe.dataset)
     m, k = recipe.batch_size, recipe.k
-    size, chans = spec.image_size, spec.channels
-    n_images = split_size(recipe)
+    size, chans, n_images = dataset_shape_of(recipe)
+    if n_images < m:  # what the run itself would refuse
+        raise RecipeError(f"{recipe.dataset}/{recipe.split} has {n_images} images, fewer than batch_size={m}; "
+                          "use more images or a smaller --batch-size")
     steps = (n_images // m) * recipe.epochs
     precision = resolve_precision(opts.precision, opts.device)
     if precision == "fp16":  # CUDA only; timed here on the CPU
@@ -248,7 +250,10 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     per_step = t_optimizer + (t_augment + t_backbone) * m * k + t_head * m
     total_flops = flops.at(m, k)
     return {
-        "images": n_images, "images_source": f"DatasetSpec {recipe.dataset}/{recipe.split} (the dataset is not read)",
+        "images": n_images,
+        "images_source": (f"files listed in {recipe.dataset} (split {recipe.split}; no image decoded)"
+                          if from_files(recipe.dataset) else
+                          f"DatasetSpec {recipe.dataset}/{recipe.split} (the dataset is not read)"),
         "steps": steps, "views_per_step": m * k, "pairs_per_step": recipe.pairs_per_step,
         "precision": precision, "precision_why": (native_bf16(opts.device)[1] if opts.precision == "auto"
                                                   else f"--precision {opts.precision}"),

@@ -25,6 +25,7 @@ from training.data.registry import (
     canonical_dataset_name,
     data_dir,
     dataset_label,
+    dataset_shape,
     dataset_splits,
     from_files,
     get_dataset_spec,
@@ -36,5 +37,6 @@ from training.data.registry import (
 )
 
 __all__ = ["DATASETS", "DATA_DIR_ENV", "DataRequest", "DatasetError", "DatasetNotFoundError", "DatasetSpec",
-           "ImageData", "canonical_dataset_name", "data_dir", "dataset_label", "dataset_splits", "from_files",
+           "ImageData", "canonical_dataset_name", "data_dir", "dataset_label", "dataset_shape",
+           "dataset_splits", "from_files",
            "get_dataset_spec", "load_split", "offline_pack", "register", "search_roots", "subset_indices"]

@@ -134,6 +134,10 @@ class Resolver(Protocol):
         """The dataset's splits, its pretraining split first (cheap: no image is decoded)."""
         ...
 
+    def split_sizes(self, arg: str) -> dict[str, int]:
+        """Image files per split (cheap: no image is decoded; unreadable ones are still counted)."""
+        ...
+
     def spec(self, arg: str, request: DataRequest) -> DatasetSpec:
         """The full spec: the images decoded (cached) at the request's size, normalisation measured."""
         ...
@@ -157,6 +161,31 @@ def _resolver(name: str) -> tuple[str, Resolver, str] | None:
     if name not in DATASETS and DIRECTORY_PREFIX in RESOLVERS and (os.sep in name or Path(name).is_dir()):
         return DIRECTORY_PREFIX, RESOLVERS[DIRECTORY_PREFIX][1], name
     return None
+
+
+def dataset_shape(name: str, split: str, request: DataRequest | None = None) -> tuple[int, int, int]:
+    """(image side, channels, images in ``split``) without reading images: what a dry run needs.
+
+    A registered dataset answers from its spec; one built from files (``folder:PATH``) lists its files and
+    takes side and channels from ``request`` (what the run would decode them to).
+
+    Raises:
+        DatasetError: a dataset built from files asked for without a request.
+        KeyError: an unknown split.
+    """
+    found = _resolver(name)
+    if found is None:
+        spec = get_dataset_spec(name)
+        sizes = spec.split_sizes
+        side, channels = spec.image_size, spec.channels
+    else:
+        if request is None:
+            raise DatasetError(f"{name}: give the run's image size and channels (a DataRequest) to size it")
+        sizes = found[1].split_sizes(found[2])
+        side, channels = request.image_size, request.channels
+    if split not in sizes:
+        raise KeyError(f"{name} has no split {split!r}; its splits: {', '.join(sizes)}")
+    return side, channels, int(sizes[split])
 
 
 def from_files(name: str) -> bool:

@@ -226,6 +226,9 @@ class FolderResolver:
         first = "all" if "all" in scan.split_files else "train"
         return (first, *(s for s in scan.split_files if s != first))
 
+    def split_sizes(self, arg: str) -> dict[str, int]:
+        return {split: len(idx) for split, idx in scan_folder(arg).split_files.items()}
+
     def spec(self, arg: str, request: DataRequest) -> DatasetSpec:
         scan = scan_folder(arg)
         key = (scan.root, scan.signature, request)

@@ -1,0 +1,46 @@
+"""``python -m training curves``: online kNN accuracy vs views seen, from run and export folders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from training.__main__ import main as training_main
+
+
+def test_curves_from_a_run_folder_and_an_export_folder(tmp_path, shared_data, capsys):
+    run = tmp_path / "run"
+    assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", "--dataset", "cifar10_jpeg", "--k", "3",
+                          "--batch-size", "8", "--epochs", "2", "--steps-per-epoch", "2", "--knn-every", "1",
+                          "--threads", "1", "--no-progress", "--out", str(run)]) == 0
+    export = tmp_path / "export"  # what `export` writes that the plot reads: config.json provenance + log.jsonl
+    export.mkdir()
+    (export / "config.json").write_text(json.dumps({"rr_zoo": {"entry": "x", "provenance": {
+        "precision": "bf16", "recipe": {"architecture": "resnet8", "dataset": "cifar10_jpeg", "k": 8,
+                                        "batch_size": 64}}}}))
+    (export / "log.jsonl").write_text("\n".join(json.dumps(r) for r in (
+        {"kind": "epoch", "epoch": 1, "global_step": 781},
+        {"kind": "epoch", "epoch": 2, "global_step": 1562, "knn_acc": 49.1})) + "\n")
+    out = tmp_path / "fig" / "curves.png"
+    assert training_main(["curves", str(run), str(export), "--out", str(out)]) == 0
+    points = json.loads(out.with_suffix(".json").read_text())["curves"]
+    assert out.stat().st_size > 5000
+    assert points[0]["views"] == [2 * 8 * 3, 4 * 8 * 3] and len(points[0]["knn_acc"]) == 2  # global_step·M·K
+    assert points[1]["views"] == [1562 * 64 * 8] and points[1]["knn_acc"] == [49.1]
+    assert points[1]["label"] == "resnet8 (K=8, bf16)"
+    assert "resnet8 (K=8, bf16)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda d: None, "no log.jsonl"),
+    (lambda d: (d / "log.jsonl").write_text("{}\n"), "neither config.json"),
+    (lambda d: ((d / "log.jsonl").write_text('{"kind": "epoch", "global_step": 1}\n'),
+                (d / "config.json").write_text('{"rr_zoo": {"recipe": {"k": 2, "batch_size": 4}}}')), "no knn_acc"),
+])
+def test_curves_errors_name_the_fix(tmp_path, capsys, make, message):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    make(folder)
+    assert training_main(["curves", str(folder), "--out", str(tmp_path / "o.png")]) == 2
+    assert message in capsys.readouterr().err
