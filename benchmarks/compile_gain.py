@@ -31,6 +31,7 @@ def measure(arch: str, precision: str, threads: int, repeats: int) -> dict:
 
     keep_freed_memory()
     torch.set_num_threads(threads)
+    torch._dynamo.reset()  # every backbone shares Backbone.forward: without this its recompile limit is hit
     views = VIEWS.get(arch, 256)
     x = torch.randn(views, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     eager = build_backbone(arch).to(memory_format=torch.channels_last)

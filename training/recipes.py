@@ -192,9 +192,9 @@ class RunOptions:
                             "natively (CPU flags avx512_bf16/amx_bf16, CUDA compute capability >= 8.0), else fp32; "
                             "the run records and its command pins the precision used (training.precision). "
                             "fp16: CUDA only, with a grad scaler", choices=PRECISIONS)
-    compile: str = option("auto", "torch.compile the backbone. auto: where it was measured to pay (CPU, Conv-4, "
-                          "runs of 1000+ steps, a C++ compiler on PATH; training.compile)", choices=COMPILE_CHOICES,
-                          record=False)
+    compile: str = option("auto", "torch.compile the backbone. auto: where it was measured to pay (CPU, Conv-4 and "
+                          "ResNet-8 fp32, runs of 1000+ steps, a C++ compiler on PATH; training.compile)",
+                          choices=COMPILE_CHOICES, record=False)
     channels_last: bool = option(True, "channels-last (NHWC) memory format for convolutions", record=False)
     grad_checkpointing: bool = option(
         False, "gradient checkpointing of the backbone: its activations are recomputed in backward (less memory, "
