@@ -20,6 +20,8 @@ from training.data.stats import image_stats
 N_IMAGES = 300
 RUN = ["--k", "4", "--batch-size", "16", "--epochs", "1", "--steps-per-epoch", "2", "--threads", "1", "--no-progress"]
 
+UNPUBLISHED = next(name for name in rr_zoo.list_models() if not rr_zoo.get_entry(name).published)
+
 
 def write_folder(root: Path, shared_data: Path, n: int = N_IMAGES, classes: bool = True,
                  junk: bool = True) -> dict[str, np.ndarray]:
@@ -158,7 +160,7 @@ def _bad_inputs(tmp: Path, shared_data: Path) -> list[tuple[list[str], str]]:
         ([*base, "--dataset", photos, "--init", "rr_conv4_cifar10", "--aggregation", "sum"],
          "aggregation 'cat' there, 'sum' here"),
         ([*base, "--dataset", photos, "--init", "rr_conv4_cifar1O"], "neither an existing file or folder nor a zoo"),
-        ([*base, "--dataset", photos, "--init", "rr_resnet32_cifar10"], "no published weights"),
+        ([*base, "--dataset", photos, "--init", UNPUBLISHED], "no published weights"),
         ([*base, "--dataset", str(tmp / "unlabelled"), "--knn-every", "1"], "--knn-every needs labels"),
     ]
 
