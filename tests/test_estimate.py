@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from training.estimate import count_step_flops, step_flops
+import training.estimate
+import training.pretrain
+from training.estimate import count_step_flops, markdown_table, step_flops
 from training.pretrain import build_model, relation_loss
 from training.recipes import recipe_for_entry
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _full_count(recipe, size: int = 32) -> int:
@@ -42,3 +51,41 @@ def test_grad_checkpointing_counts_the_recomputed_forward():
     recipe = recipe_for_entry("rr_resnet8_cifar10")
     plain, ckpt = step_flops(recipe, 3, 32), step_flops(recipe, 3, 32, grad_checkpointing=True)
     assert ckpt.per_pair == plain.per_pair and plain.per_view < ckpt.per_view < 1.5 * plain.per_view
+
+
+def test_dry_run_process_prints_its_whole_estimate_and_exits_0(tmp_path):
+    """The dry run ends with ``os._exit`` (no interpreter teardown): its piped output must still be complete."""
+    cmd = [sys.executable, "-m", "training", "pretrain", "--entry", "rr_conv4_cifar10", "--dry-run", "--threads", "1",
+           "--k", "4", "--batch-size", "8"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    printed = json.loads(proc.stdout)
+    assert printed["recipe"]["k"] == 4 and printed["estimate"]["view_shape"] == [3, 32, 32]
+    assert printed["estimate"]["cpu_seconds_per_step"] > 0
+
+
+def test_dry_run_removes_its_gradient_dropping_hooks():
+    """The timed backbone pass drops each weight gradient once written; its hooks are gone afterwards."""
+    from training.recipes import RunOptions
+
+    seen = []
+    original = training.pretrain.build_model
+
+    def spy(*args, **kwargs):
+        seen.append(original(*args, **kwargs))
+        return seen[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(training.pretrain, "build_model", spy)
+        training.estimate.estimate_wall_time(recipe_for_entry("rr_conv4_cifar10", batch_size=4, k=2),
+                                             RunOptions(num_threads=1))
+    params = list(seen[-1].backbone.parameters())
+    assert params and all(not p._post_accumulate_grad_hooks for p in params)
+
+
+def test_readme_dry_run_table_is_generated_from_its_json():
+    result = json.loads((REPO_ROOT / "benchmarks/results/dry_run_cpu.json").read_text())
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("<!-- dry-run-table:begin -->\n", 1)[1].split("\n<!-- dry-run-table:end -->", 1)[0]
+    assert block == markdown_table(result), (
+        "README's dry-run table is stale: python -m training.estimate --table benchmarks/results/dry_run_cpu.json")

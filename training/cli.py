@@ -76,6 +76,8 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
         print(json.dumps({"recipe": recipe.to_dict(), "pairs_per_step": recipe.pairs_per_step,
                           "estimate": estimate_wall_time(recipe, opts)}, indent=2))
+        global SKIP_TEARDOWN
+        SKIP_TEARDOWN = True
         return 0
     from training.pretrain import pretrain
 
