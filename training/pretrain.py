@@ -298,7 +298,18 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     if opts.num_threads:
         torch.set_num_threads(opts.num_threads)
     keep_freed_memory()  # no page faults on the step's large tensors (training/allocator.py)
+    joined_here = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
     device = init_distributed(opts.device)
+    try:
+        return _pretrain(recipe, opts, device)
+    finally:
+        if joined_here and dist.is_initialized():
+            # leave the group before exit: gloo's threads still running at interpreter exit abort the process
+            dist.destroy_process_group()
+
+
+def _pretrain(recipe: Recipe, opts: RunOptions, device: str) -> dict[str, Any]:
+    """:func:`pretrain` once the process group (if any) is joined and ``device`` resolved."""
     rank, world = dist_info()
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RecipeError(f"device={device!r} but CUDA is not available here; use --device cpu")
