@@ -67,6 +67,6 @@ if __name__ == "__main__":
     status = main()
     from training import cli
 
-    if getattr(cli, "SKIP_TEARDOWN", False):
+    if cli.SKIP_TEARDOWN:
         exit_now(status)
     sys.exit(status)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from training.recipes import Recipe, RunOptions
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
+SKIP_TEARDOWN = False  # set by a finished dry run: python -m training then exits without interpreter teardown
 
 
 def command(name: str, help_text: str):

@@ -49,17 +49,21 @@ def dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-def init_distributed(device: str) -> str:
-    """Join the torchrun process group if launched by torchrun; returns the device to use."""
+def init_distributed(device: str) -> tuple[str, bool]:
+    """Join the torchrun process group if launched by torchrun and not joined yet.
+
+    Returns:
+        The device to use, and whether this call joined the group (then the caller leaves it).
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return device
+        return device, False
     backend = "nccl" if device.startswith("cuda") else "gloo"
     dist.init_process_group(backend)
     if device.startswith("cuda"):
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
-        return f"cuda:{local}"
-    return device
+        return f"cuda:{local}", True
+    return device, True
 
 
 def build_model(recipe: Recipe, in_chans: int) -> RelationalModel:
@@ -298,12 +302,11 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     if opts.num_threads:
         torch.set_num_threads(opts.num_threads)
     keep_freed_memory()  # no page faults on the step's large tensors (training/allocator.py)
-    joined_here = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
-    device = init_distributed(opts.device)
+    device, joined_here = init_distributed(opts.device)
     try:
         return _pretrain(recipe, opts, device)
     finally:
-        if joined_here and dist.is_initialized():
+        if joined_here:
             # leave the group before exit: gloo's threads still running at interpreter exit abort the process
             dist.destroy_process_group()
 
