@@ -429,7 +429,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="only print the README's Markdown table of a JSON written before")
     args = parser.parse_args(argv)
     if args.table:
-        print(markdown_table(json.loads(Path(args.table).read_text())))
+        try:
+            result = json.loads(Path(args.table).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            parser.error(f"--table {args.table}: cannot read it as JSON ({exc}); give the file that "
+                         "--all-entries --out wrote, e.g. benchmarks/results/dry_run_cpu.json")
+        print(markdown_table(result))
         return 0
     entries = args.entries or rr_zoo.list_models()
     baseline = import_baseline(args.threads)
