@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -254,13 +255,13 @@ def measure_peaks(matmul_n: int = 2048) -> dict[str, float]:
     return {"matmul": matmul_flops_per_s(matmul_n), "conv": conv_flops_per_s(32 if matmul_n < 1024 else 128)}
 
 
-def backbone_ceiling(arch: str, views: int, precision: str, channels_last: bool, repeats: int = 3,
-                     size: int = 32, compiled: bool = False) -> float:
-    """Views/s of the backbone's forward + backward alone on ``views`` random views: a step's ceiling.
+def ceiling_step(arch: str, views: int, precision: str, channels_last: bool, size: int = 32,
+                 compiled: bool = False) -> Callable[[], None]:
+    """The step a ceiling times: the backbone's forward + backward alone on ``views`` random views.
 
     No augmentation, relation head, loss or optimiser: ``backbone(x).float().sum().backward()`` under
-    the precision's autocast (``compiled``: ``torch.compile``-d, as ``pretrain --compile on``), best of
-    ``repeats`` after a warm-up, on the current thread count, with the allocator setting of a run.
+    the precision's autocast (``compiled``: ``torch.compile``-d, as ``pretrain --compile on``), with the
+    allocator setting of a run.
     """
     from rr_zoo.models import build_backbone
     from training.allocator import keep_freed_memory
@@ -279,7 +280,16 @@ def backbone_ceiling(arch: str, views: int, precision: str, channels_last: bool,
             out = model(x)
         out.float().sum().backward()
 
-    return views / best_seconds(step, repeats)
+    return step
+
+
+def backbone_ceiling(arch: str, views: int, precision: str, channels_last: bool, repeats: int = 3,
+                     size: int = 32, compiled: bool = False) -> float:
+    """Views/s of :func:`ceiling_step` (the backbone's forward + backward alone): a step's ceiling.
+
+    Best of ``repeats`` after a warm-up, on the current thread count.
+    """
+    return views / best_seconds(ceiling_step(arch, views, precision, channels_last, size, compiled), repeats)
 
 
 def ceiling_variants(arch: str) -> list[tuple[str, bool, bool]]:
