@@ -12,7 +12,7 @@ views, under the precision's autocast, in the chosen memory format. Two child pr
   is its kernel's); the shares are of that instrumented step.
 - ``onednn``: the step with ``ONEDNN_VERBOSE=1``; every convolution primitive oneDNN executes is listed
   with its implementation (``brg_conv_fwd``, ``jit_bf16``, ...), its pass (forward, backward data,
-  backward weights) and its time. FLOPs come from the problem descriptor (2·mb·ic·oc·oh·ow·kh·kw).
+  backward weights) and its time. FLOPs come from the problem descriptor (2·mb·oc·oh·ow·kh·kw·ic/groups).
 
 It says which kernels bound the ceiling; it changes nothing in the step.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import ctypes
 import json
 import os
 import platform
@@ -83,6 +84,7 @@ def child_onednn(args: argparse.Namespace) -> None:
     step = ceiling_step(args.arch, args.views, args.precision, args.layout == "channels_last")
     for _ in range(args.warmup):
         step()
+    ctypes.CDLL(None).fflush(None)  # oneDNN logs through C stdio: its warm-up lines go out before the mark
     print("=== timed", flush=True)
     for _ in range(args.steps):
         step()
