@@ -7,9 +7,9 @@ The step is the one ``python -m training benchmark`` times as the ceiling
 (:func:`training.bench_original.ceiling_step`): the backbone's forward + backward alone on random
 views, under the precision's autocast, in the chosen memory format. Two child processes:
 
-- ``ops``: the plain step's wall time (best of ``--steps``), then the same step under a dispatch mode
-  that times every aten op with ``time.perf_counter`` (CPU kernels are synchronous, so an op's wall time
-  is its kernel's); the shares are of that instrumented step.
+- ``ops``: the plain step's wall time (best of ``--steps``, after one more warm-up), then the same step
+  under a dispatch mode that times every aten op with ``time.perf_counter`` (CPU kernels are synchronous,
+  so an op's wall time is its kernel's); the shares are of that instrumented step.
 - ``onednn``: the step with ``ONEDNN_VERBOSE=1``; every convolution primitive oneDNN executes is listed
   with its implementation (``brg_conv_fwd``, ``jit_bf16``, ...), its pass (forward, backward data,
   backward weights) and its time. FLOPs come from the problem descriptor (2·mb·oc·oh·ow·kh·kw·ic/groups).
@@ -36,10 +36,9 @@ DESC = re.compile(r"mb(\d+)_g?(\d*)ic(\d+)oc(\d+)_.*?oh(\d+)kh(\d+).*?ow(\d+)kw(
 PASSES = {"forward_training": "forward", "backward_data": "backward data", "backward_weights": "backward weights"}
 
 
-def child_ops(args: argparse.Namespace) -> dict:
-    """Plain step wall time and per-aten-op wall time of the instrumented step."""
+def warmed_step(args: argparse.Namespace):
+    """The ceiling step (:func:`training.bench_original.ceiling_step`) on ``--threads``, run ``--warmup`` times."""
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
 
     from training.bench_original import ceiling_step
 
@@ -47,12 +46,17 @@ def child_ops(args: argparse.Namespace) -> dict:
     step = ceiling_step(args.arch, args.views, args.precision, args.layout == "channels_last")
     for _ in range(args.warmup):
         step()
-    plain = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        step()
-        plain.append(time.perf_counter() - t0)
+    return step
 
+
+def child_ops(args: argparse.Namespace) -> dict:
+    """Plain step wall time and per-aten-op wall time of the instrumented step."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from training.estimate import best_seconds
+
+    step = warmed_step(args)
+    plain_s = best_seconds(step, args.steps)
     per_op: collections.Counter = collections.Counter()
 
     class OpTimer(TorchDispatchMode):
@@ -71,19 +75,12 @@ def child_ops(args: argparse.Namespace) -> dict:
         wall = time.perf_counter() - t0
         if wall < best:
             best, best_ops = wall, dict(per_op)
-    return {"step_s": min(plain), "instrumented_step_s": best, "ops_s": best_ops}
+    return {"step_s": plain_s, "instrumented_step_s": best, "ops_s": best_ops}
 
 
 def child_onednn(args: argparse.Namespace) -> None:
     """Run warm-up then ``--steps`` steps; oneDNN prints its verbose lines to stdout."""
-    import torch
-
-    from training.bench_original import ceiling_step
-
-    torch.set_num_threads(args.threads)
-    step = ceiling_step(args.arch, args.views, args.precision, args.layout == "channels_last")
-    for _ in range(args.warmup):
-        step()
+    step = warmed_step(args)
     ctypes.CDLL(None).fflush(None)  # oneDNN logs through C stdio: its warm-up lines go out before the mark
     print("=== timed", flush=True)
     for _ in range(args.steps):
@@ -170,6 +167,8 @@ def main() -> None:
 
     import torch
 
+    from training.bench_original import cpu_info
+
     ops = json.loads(run_child(args, "ops").strip().splitlines()[-1])
     convs = parse_onednn(run_child(args, "onednn"), args.steps)
     passes = summarize_passes(convs)
@@ -177,8 +176,7 @@ def main() -> None:
     top_ops = sorted(ops["ops_s"].items(), key=lambda kv: -kv[1])[:10]
     result = {
         "command": "python benchmarks/backbone_breakdown.py " + " ".join(sys.argv[1:]),
-        "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch": torch.__version__},
+        "machine": {**cpu_info(), "platform": platform.platform(), "torch": torch.__version__},
         "arch": args.arch, "views": args.views, "threads": args.threads, "precision": args.precision,
         "layout": args.layout,
         "step_views_per_s": args.views / ops["step_s"],

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/out/compile_gain.json")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from training.bench_original import _cpu
+    from training.bench_original import cpu_info
     from training.precision import resolve_precision
 
     rows = []
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"command": "python benchmarks/compile_gain.py " + " ".join(argv or sys.argv[1:]),
-                               "machine": _cpu(), "rows": rows}, indent=2) + "\n")
+                               "machine": cpu_info(), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
 

@@ -171,20 +171,6 @@ def run_config(arch: str, k: int, reps: int, rounds: int) -> dict:
     }
 
 
-def _cpu() -> dict:
-    info = {"processor": platform.processor(), "flags": []}
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                info["processor"] = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                info["flags"] = sorted(f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "amx")))
-                break
-    except OSError:
-        pass
-    return info
-
-
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         print(json.dumps(child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:6])))
@@ -199,6 +185,8 @@ def main() -> int:
     args = p.parse_args()
     import torch
 
+    from training.bench_original import cpu_info
+
     rows = []
     for arch in args.archs:
         for k in (args.ks if arch == "conv4" else args.resnet_ks):
@@ -207,7 +195,7 @@ def main() -> int:
             print(json.dumps({"arch": arch, "k": k, **r["speedup"],
                               "step_share_of_backbone_ceiling": r["step_share_of_backbone_ceiling"]}), flush=True)
     result = {"command": "python benchmarks/step_changes.py " + " ".join(sys.argv[1:]),
-              "machine": {**_cpu(), "cores": os.cpu_count(), "threads": 1, "torch": torch.__version__,
+              "machine": {**cpu_info(), "threads": 1, "torch": torch.__version__,
                           "platform": platform.platform(), "load_avg": os.getloadavg()},
               "timing": "CPU seconds of the measuring process, best of reps x rounds; M = 64, fp32",
               "rows": rows}

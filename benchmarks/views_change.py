@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import training.augment as now
     from training.allocator import keep_freed_memory
-    from training.bench_original import _cpu
+    from training.bench_original import cpu_info
     from training.data import load_split
     from training.pretrain import augment_config
     from training.provenance import code_commit
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"command": "python benchmarks/views_change.py " + " ".join(argv or sys.argv[1:]),
-                               "before": args.before, "code_commit": code_commit(), "machine": _cpu(),
+                               "before": args.before, "code_commit": code_commit(), "machine": cpu_info(),
                                "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

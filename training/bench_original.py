@@ -414,7 +414,8 @@ class Harness:
 
 
 # ----------------------------------------------------------------------------- the benchmark
-def _cpu() -> dict[str, Any]:
+def cpu_info() -> dict[str, Any]:
+    """This CPU's model name, its SIMD flags (avx*, amx*, fma, sse4*) and core count, for a benchmark's JSON."""
     name, flags = platform.processor(), []
     try:
         for line in open("/proc/cpuinfo"):
@@ -565,7 +566,7 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
                 "timing": (f"each run: warm-up epoch + timed epoch of {steps} steps (M={m}); best of {repeats}, "
                            "interleaved" if steps else f"each run: warm-up epoch + timed full epoch; best of "
                            f"{repeats}, interleaved"),
-                "machine": {**_cpu(), "platform": platform.platform(), "torch": torch.__version__,
+                "machine": {**cpu_info(), "platform": platform.platform(), "torch": torch.__version__,
                             "load_avg_at_start": os.getloadavg()}}
         print(f"fp32, {threads} thread(s): matmul {peaks[0]['matmul'] / 1e9:.1f} GFLOP/s, conv "
               f"{peaks[0]['conv'] / 1e9:.1f} GFLOP/s; `import torch, torchvision` alone peaks at "
