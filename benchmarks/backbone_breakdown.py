@@ -167,6 +167,8 @@ def main() -> None:
 
     import torch
 
+    sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the training package is in the checkout
+
     from training.bench_original import cpu_info
 
     ops = json.loads(run_child(args, "ops").strip().splitlines()[-1])

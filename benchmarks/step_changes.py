@@ -185,6 +185,8 @@ def main() -> int:
     args = p.parse_args()
     import torch
 
+    sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the training package is in the checkout
+
     from training.bench_original import cpu_info
 
     rows = []
