@@ -66,6 +66,40 @@ def make_fake_image_folder(folder: Path, classes: int = 3, per_class: int = 2, s
     return written
 
 
+def make_fake_tiny_imagenet(root: Path, layout: str, wnids: tuple[str, ...] = ("n03", "n01", "n02"),
+                            per_class: int = 2, val_per_class: int = 1, seed: int = 0) -> dict:
+    """``root/tiny-imagenet-200`` in the ``official`` zip layout or the ``imagefolder`` layout (PNG files named
+    ``.JPEG`` so pixels round-trip; PIL reads by content). ``wnids.txt`` deliberately not sorted.
+
+    Returns {split: [(array HWC, label), ...]} in the order the loader must yield them.
+    """
+    rng = _rng(seed)
+    base = root / "tiny-imagenet-200"
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "wnids.txt").write_text("".join(w + "\n" for w in wnids))
+    written: dict[str, list] = {"train": [], "val": []}
+    annotations = []
+    for label, wnid in enumerate(wnids):
+        train_dir = base / "train" / wnid / ("images" if layout == "official" else "")
+        train_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            arr = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(train_dir / f"{wnid}_{i}.JPEG", format="PNG")
+            written["train"].append((arr, label))
+        for i in range(val_per_class):
+            arr = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+            name = f"val_{label * val_per_class + i}.JPEG"
+            folder = base / "val" / ("images" if layout == "official" else wnid)
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(arr).save(folder / name, format="PNG")
+            annotations.append(f"{name}\t{wnid}\t0\t0\t63\t63")
+            written["val"].append((arr, label, name))
+    if layout == "official":
+        (base / "val" / "val_annotations.txt").write_text("\n".join(reversed(annotations)) + "\n")
+    written["val"] = [(arr, label) for arr, label, _ in sorted(written["val"], key=lambda t: (t[1], t[2]))]
+    return written
+
+
 def make_fake_fashionmnist(root: Path, n_train: int = 12, n_test: int = 5, seed: int = 0, gz: bool = True) -> dict:
     """FashionMNIST/raw/*-ubyte[.gz] in the idx format."""
     rng = _rng(seed)

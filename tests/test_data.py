@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from rr_zoo.manifest import read_manifest
-from tests.fakes import make_fake_cifar100, make_fake_fashionmnist, make_fake_image_folder, make_fake_stl10
+from tests.fakes import (
+    make_fake_cifar100,
+    make_fake_fashionmnist,
+    make_fake_image_folder,
+    make_fake_stl10,
+    make_fake_tiny_imagenet,
+)
 from training.data import DATASETS, DatasetNotFoundError, get_dataset_spec, load_split
 
 EXPECTED = {"cifar10", "cifar100", "cifar100_20", "stl10", "tinyimagenet", "slimagenet64", "fashionmnist",
@@ -67,8 +73,7 @@ def test_stl10_splits_and_memmap(tmp_path):
     assert both.images.shape[0] == 11 and unlabeled.classes[0] == "class0"
 
 
-@pytest.mark.parametrize("name,base,split", [("tinyimagenet", "tiny-imagenet-200", "val"),
-                                             ("slimagenet64", "SlimageNet64", "train")])
+@pytest.mark.parametrize("name,base,split", [("slimagenet64", "SlimageNet64", "train")])
 def test_image_folder_datasets_decode_once(tmp_path, name, base, split):
     written = make_fake_image_folder(tmp_path / base / split)
     data = load_split(name, split, root=tmp_path)
@@ -82,6 +87,59 @@ def test_image_folder_datasets_decode_once(tmp_path, name, base, split):
     assert caches[0].stat().st_mtime_ns == mtime  # reused
     make_fake_image_folder(tmp_path / base / split, classes=4, seed=1)  # files changed -> new cache
     assert load_split(name, split, root=tmp_path).images.shape[0] == 8
+
+
+@pytest.mark.parametrize("layout", ["official", "imagefolder"])
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_tiny_imagenet_layouts(tmp_path, layout, split):
+    written = make_fake_tiny_imagenet(tmp_path, layout)
+    data = load_split("tinyimagenet", split, root=tmp_path)
+    assert data.classes == ["n03", "n01", "n02"]  # wnids.txt order, not sorted
+    assert data.labels.tolist() == [label for _, label in written[split]]
+    assert np.array_equal(data.images.numpy(), np.stack([a.transpose(2, 0, 1) for a, _ in written[split]]))
+    again = load_split("tinyimagenet", split, root=tmp_path)  # from the cache
+    assert np.array_equal(again.images.numpy(), data.images.numpy())
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 1
+
+
+@pytest.mark.parametrize("layout", ["official", "imagefolder"])
+def test_tiny_imagenet_partial_tree_says_what_is_missing(tmp_path, layout):
+    import shutil
+
+    make_fake_tiny_imagenet(tmp_path, layout)
+    base = tmp_path / "tiny-imagenet-200"
+    shutil.rmtree(base / "train" / "n01")
+    with pytest.raises(DatasetNotFoundError, match=r"1 of the 3 classes .* no folder .*first: n01"):
+        load_split("tinyimagenet", "train", root=tmp_path)
+    victim = next((base / "val").rglob("val_0.JPEG"))
+    victim.unlink()
+    if layout == "official":
+        with pytest.raises(DatasetNotFoundError, match="1 of the 3 images .*val_annotations.txt lists.*val_0.JPEG"):
+            load_split("tinyimagenet", "val", root=tmp_path)
+    else:
+        with pytest.raises(DatasetNotFoundError, match="hold no images .*first: n03"):
+            load_split("tinyimagenet", "val", root=tmp_path)
+    (base / "wnids.txt").unlink()
+    with pytest.raises(DatasetNotFoundError, match="wnids.txt not found"):
+        load_split("tinyimagenet", "val", root=tmp_path)
+
+
+@pytest.mark.slow
+def test_real_tiny_imagenet():
+    """The real tree wherever the data setting points ($RR_DATA_DIR), when present."""
+    from training.data.stats import image_stats
+
+    try:
+        val = load_split("tinyimagenet", "val")
+    except DatasetNotFoundError:
+        pytest.skip("tiny-ImageNet is not under $RR_DATA_DIR (../shared/data/scripts/build_tiny_imagenet.py)")
+    spec = get_dataset_spec("tinyimagenet")
+    assert val.images.shape == (10_000, 3, 64, 64) and len(val.classes) == 200
+    assert val.labels.bincount().tolist() == [50] * 200
+    train = load_split("tinyimagenet", "train")
+    assert train.images.shape == (100_000, 3, 64, 64) and train.labels.bincount().tolist() == [500] * 200
+    mean, std = image_stats(train.images)
+    assert mean == pytest.approx(spec.mean, abs=1e-3) and std == pytest.approx(spec.std, abs=1e-3)
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,8 @@ FLOP_M, FLOP_KS = 4, (2, 3)
 DRIVER = '''"""Run the ORIGINAL repository's train_unsupervised.py unchanged, for rr-zoo's benchmark.
 
 Written by training/bench_original.py into a temp folder; run with the working directory holding
-./data/cifar-10-batches-py. sys.path gets the clone (--repo); nothing in the clone is edited.
+./data/cifar-10-batches-py (--dataset cifar10) or ./data/tiny-imagenet-200/train (--dataset tiny).
+sys.path gets the clone (--repo); nothing in the clone is edited.
 
 Compatibility shims (monkeypatches, applied before the script runs):
 1. torchvision.datasets.cifar.check_integrity -> "the file exists", and CIFAR10._check_integrity checks
@@ -90,7 +92,7 @@ import argparse, itertools, json, os, runpy, sys, time
 p = argparse.ArgumentParser()
 for name, typ in (("--repo", str), ("--mode", str), ("--arch", str), ("--k", int), ("--m", int),
                   ("--steps", int), ("--epochs", int), ("--threads", int), ("--workers", int),
-                  ("--result", str), ("--flop-m", int), ("--flop-ks", str)):
+                  ("--result", str), ("--flop-m", int), ("--flop-ks", str), ("--dataset", str), ("--size", int)):
     p.add_argument(name, type=typ, required=True)
 a = p.parse_args()
 sys.path.insert(0, a.repo)
@@ -153,7 +155,7 @@ def timed_train(self, epoch, train_loader):                               # hook
 def count_flops(self, epoch, train_loader):                               # hook 5, --mode flops
     flops = {}
     for k in (int(v) for v in a.flop_ks.split(",")):
-        x = torch.randn(a.flop_m * k, 3, 32, 32)
+        x = torch.randn(a.flop_m * k, 3, a.size, a.size)
         with FlopCounterMode(display=False) as counter:
             self.optimizer.zero_grad()
             features = self.net(x)
@@ -166,7 +168,7 @@ def count_flops(self, epoch, train_loader):                               # hook
 
 
 relationnet.Model.train = count_flops if a.mode == "flops" else timed_train
-sys.argv = ["train_unsupervised.py", "--dataset", "cifar10", "--method", "relationnet", "--backbone", a.arch,
+sys.argv = ["train_unsupervised.py", "--dataset", a.dataset, "--method", "relationnet", "--backbone", a.arch,
             "--data_size", str(a.m), "--K", str(a.k), "--epochs", str(a.epochs), "--seed", "0",
             "--num_workers", str(a.workers), "--gpu", "", "--aggregation", "cat"]          # shim 2, 3
 runpy.run_path(os.path.join(a.repo, "train_unsupervised.py"), run_name="__main__")
@@ -201,6 +203,66 @@ def write_cifar10_pickles(images: torch.Tensor | np.ndarray, labels, classes: li
     return folder
 
 
+def write_tiny_imagenet_subset(root: str | Path, per_class: int = 20, data_root: str | Path | None = None) -> str:
+    """Copy ``per_class`` real training JPEGs of every tiny-ImageNet class (the first, by file name) into
+    ``root/tiny-imagenet-200/train/<wnid>/`` with ``wnids.txt``: the tree the original reads (``--dataset tiny``)
+    and ours reads (``--dataset tinyimagenet``). Returns a description of what was written.
+
+    Raises:
+        DatasetNotFoundError: tiny-ImageNet is not where the data setting points (the message says how to get it).
+    """
+    from training.data import get_dataset_spec, search_roots
+    from training.data.formats.tiny_imagenet import list_tiny_imagenet
+    from training.data.registry import DatasetNotFoundError
+
+    spec = get_dataset_spec("tinyimagenet")
+    first: Exception | None = None
+    for folder in search_roots(data_root):
+        try:
+            files, labels, wnids = list_tiny_imagenet(folder / "tiny-imagenet-200", "train", spec, folder)
+            break
+        except DatasetNotFoundError as exc:
+            first = first or exc
+    else:
+        assert first is not None
+        raise first
+    base = Path(root) / "tiny-imagenet-200"
+    taken: dict[int, int] = {}
+    for f, label in zip(files, labels):
+        if taken.get(label, 0) < per_class:
+            taken[label] = taken.get(label, 0) + 1
+            dest = base / "train" / wnids[label] / f.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dest)
+    (base / "wnids.txt").write_text("".join(w + "\n" for w in wnids))
+    return f"tinyimagenet: {sum(taken.values())} real training JPEGs ({per_class} per class, the first by file name)"
+
+
+@dataclass(frozen=True)
+class BenchData:
+    """What both sides of the comparison train on: the files, and each side's name for them."""
+
+    ours: str            # our --dataset
+    original: str        # the original's --dataset
+    size: int            # image side, pixels
+    entry: str           # our manifest entry whose recipe a run starts from ({arch} filled in; --architecture wins)
+    write: Callable[[Path], str]  # writes the files under a data folder, returns what it wrote
+
+
+def _write_cifar10_4k(root: Path) -> str:
+    from training.data import load_split
+
+    data = load_split("cifar10_4k", "train")
+    write_cifar10_pickles(data.images, data.labels, data.classes, root)
+    return "cifar10_4k (shared pack)"
+
+
+BENCH_DATA: dict[str, BenchData] = {
+    "cifar10": BenchData("cifar10", "cifar10", 32, "rr_{arch}_cifar10", _write_cifar10_4k),
+    "tinyimagenet": BenchData("tinyimagenet", "tiny", 64, "rr_resnet32_tinyimagenet", write_tiny_imagenet_subset),
+}
+
+
 # ----------------------------------------------------------------------------- FLOPs and peak
 def scale_flops(per_k: dict[int, float], m_counted: int, m: int, k: int) -> float:
     """FLOPs of a step at (m, k) from counts at K = 2 and 3 with ``m_counted`` images.
@@ -214,22 +276,22 @@ def scale_flops(per_k: dict[int, float], m_counted: int, m: int, k: int) -> floa
     return m * (a * k + b * k * (k - 1))
 
 
-def count_ours(arch: str, k: int, m: int) -> float:
-    """FLOPs of our forward + backward (``relation_loss``) at (m, k), exactly as a step does it."""
+def count_ours(arch: str, k: int, m: int, size: int = 32) -> float:
+    """FLOPs of our forward + backward (``relation_loss``) at (m, k) on ``size``² views, exactly as a step does."""
     from training.pretrain import build_model, relation_loss
     from training.recipes import recipe_for_entry
 
     recipe = recipe_for_entry(f"rr_{arch}_cifar10", k=k, batch_size=m)
     model = build_model(recipe, 3)
     with FlopCounterMode(display=False) as counter:
-        loss, _ = relation_loss(model, torch.randn(k * m, 3, 32, 32), recipe)
+        loss, _ = relation_loss(model, torch.randn(k * m, 3, size, size), recipe)
         loss.backward()
     return float(counter.get_total_flops())
 
 
-def ours_flops_per_step(arch: str, k: int, m: int) -> float:
+def ours_flops_per_step(arch: str, k: int, m: int, size: int = 32) -> float:
     """Our FLOPs per step at (m, k), from small counts scaled exactly (see :func:`scale_flops`)."""
-    return scale_flops({kk: count_ours(arch, kk, FLOP_M) for kk in FLOP_KS}, FLOP_M, m, k)
+    return scale_flops({kk: count_ours(arch, kk, FLOP_M, size) for kk in FLOP_KS}, FLOP_M, m, k)
 
 
 def matmul_flops_per_s(n: int = 2048, repeats: int = 3) -> float:
@@ -336,8 +398,10 @@ def _env(threads: int) -> dict[str, str]:
 class Harness:
     """Paths and settings shared by the runs of one benchmark."""
 
-    def __init__(self, repo: Path, work: Path, threads: int, workers: int, python: str) -> None:
+    def __init__(self, repo: Path, work: Path, threads: int, workers: int, python: str,
+                 data: BenchData = BENCH_DATA["cifar10"]) -> None:
         self.repo, self.work, self.threads, self.workers, self.python = repo, work, threads, workers, python
+        self.dataset = data
         self.data = work / "data"
         self.driver = work / "driver.py"
         self.driver.write_text(DRIVER)
@@ -355,7 +419,8 @@ class Harness:
         return [self.python, str(self.driver), "--repo", str(self.repo), "--mode", mode, "--arch", arch,
                 "--k", str(k), "--m", str(m), "--steps", str(steps), "--epochs", str(epochs),
                 "--threads", str(self.threads), "--workers", str(self.workers), "--result", str(result),
-                "--flop-m", str(FLOP_M), "--flop-ks", ",".join(map(str, FLOP_KS))]
+                "--flop-m", str(FLOP_M), "--flop-ks", ",".join(map(str, FLOP_KS)),
+                "--dataset", self.dataset.original, "--size", str(self.dataset.size)]
 
     def original_flops(self, arch: str, k: int, m: int) -> float:
         run = self._next(f"original_flops_{arch}")
@@ -380,7 +445,7 @@ class Harness:
         """Backbone-only views/s on K·M views per ``"<precision> <layout>"`` (one fresh subprocess)."""
         run = self._next(f"ceiling_{arch}_k{k}")
         _run([self.python, "-m", "training.bench_original", "ceiling", arch, str(k * m), str(self.threads),
-              str(run / "result.json")], PROJECT_ROOT, _env(self.threads), run / "log.txt")
+              str(run / "result.json"), str(self.dataset.size)], PROJECT_ROOT, _env(self.threads), run / "log.txt")
         return json.loads((run / "result.json").read_text())
 
     def ours(self, arch: str, k: int, m: int, steps: int, precision: str = "fp32") -> dict[str, Any]:
@@ -394,8 +459,9 @@ class Harness:
 
         compiled = compile_pays_on_cpu(arch, resolve_precision(precision))
         run = self._next(f"ours_{precision}_{arch}_k{k}")
-        cmd = [self.python, "-m", "training", "pretrain", "--entry", f"rr_{arch}_cifar10", "--architecture", arch,
-               "--dataset", "cifar10", "--data-root", str(self.data), "--k", str(k), "--batch-size", str(m),
+        cmd = [self.python, "-m", "training", "pretrain", "--entry", self.dataset.entry.format(arch=arch),
+               "--architecture", arch, "--dataset", self.dataset.ours, "--data-root", str(self.data),
+               "--k", str(k), "--batch-size", str(m),
                "--epochs", "2", "--seed", "0", "--threads", str(self.threads), "--precision", precision,
                "--compile", "on" if compiled else "off",
                "--no-progress", "--ckpt-every-steps", "0", "--out", str(run / "out")]
@@ -428,6 +494,14 @@ def cpu_info() -> dict[str, Any]:
     except OSError:
         pass
     return {"processor": name, "flags": flags, "cores": os.cpu_count()}
+
+
+def _count_images(data: Path) -> int:
+    """Images the benchmark wrote: CIFAR-10 pickle rows, or image files of the tiny-ImageNet tree."""
+    pickles = sorted((data / CIFAR_FOLDER).glob("data_batch_*"))
+    if pickles:
+        return sum(len(pickle.loads(p.read_bytes())["labels"]) for p in pickles)
+    return sum(1 for f in (data / "tiny-imagenet-200" / "train").rglob("*") if f.is_file())
 
 
 def _git_commit(repo: Path) -> str | None:
@@ -463,9 +537,10 @@ def bench_config(h: Harness, arch: str, k: int, m: int, steps: int, repeats: int
     from training.precision import resolve_precision
 
     default = resolve_precision("auto")
-    row: dict[str, Any] = {"arch": arch, "k": k, "m": m, "views_per_step": k * m, "default_precision": default}
+    row: dict[str, Any] = {"arch": arch, "k": k, "m": m, "views_per_step": k * m, "default_precision": default,
+                           "image_size": h.dataset.size}
     row["flops_per_view"] = {"original": h.original_flops(arch, k, m) / (k * m),
-                             "ours": ours_flops_per_step(arch, k, m) / (k * m)}
+                             "ours": ours_flops_per_step(arch, k, m, h.dataset.size) / (k * m)}
     sides = {"original": lambda: h.original(arch, k, m, steps), "ours": lambda: h.ours(arch, k, m, steps)}
     if default != "fp32":
         sides["ours_default"] = lambda: h.ours(arch, k, m, steps, precision="auto")
@@ -518,7 +593,7 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
                            out_dir: str | Path = "benchmarks/out", images=None, labels=None,
                            classes: list[str] | None = None, python: str = sys.executable,
                            keep_work: bool = False, matmul_n: int = 2048,
-                           combined_name: str = "original.json") -> dict[str, Any]:
+                           combined_name: str = "original.json", dataset: str = "cifar10") -> dict[str, Any]:
     """Benchmark the original clone against ``python -m training pretrain``; writes one JSON per config.
 
     Args:
@@ -530,28 +605,32 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
         threads: Torch threads for both sides (and for the matmul / convolution peaks).
         workers: The original's DataLoader ``num_workers`` (0: augmentation in-process, like ours).
         out_dir: Where ``original_<arch>_k<K>.json`` (one per config) and ``combined_name`` (all) go.
-        images, labels, classes: uint8 (N, 3, 32, 32) images to use; default the shared ``cifar10_4k``.
+        images, labels, classes: uint8 (N, 3, 32, 32) images to use (``dataset`` cifar10); default: the
+            dataset's own files (:data:`BENCH_DATA`).
+        dataset: What both sides train on (:data:`BENCH_DATA`): ``cifar10`` (the shared ``cifar10_4k`` pack as
+            CIFAR-10 pickles, 32×32) or ``tinyimagenet`` (20 real training JPEGs per class, 64×64).
         python: Interpreter for both sides' subprocesses.
         keep_work: Keep the temp folder (driver, data, logs) and report its path.
         matmul_n: Side of the square fp32 matmul timed for the machine's peak (measured at the start and
             after every repeat; the best is used).
     """
     repo = check_original_repo(repo)
-    if images is None:
-        from training.data import load_split
-
-        data = load_split("cifar10_4k", "train")
-        images, labels, classes, source = data.images, data.labels, data.classes, "cifar10_4k (shared pack)"
-    else:
-        source = "caller-supplied images"
-        labels = np.zeros(len(images), dtype=np.int64) if labels is None else labels
-        classes = classes or [str(i) for i in range(10)]
+    if dataset not in BENCH_DATA:
+        raise ValueError(f"unknown benchmark dataset {dataset!r}; choose from {sorted(BENCH_DATA)}")
+    if images is not None and dataset != "cifar10":
+        raise ValueError("caller-supplied images are written as CIFAR-10 pickles: use dataset='cifar10'")
     work = Path(tempfile.mkdtemp(prefix="rr_bench_original_"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        write_cifar10_pickles(images, labels, classes, work / "data")
-        h = Harness(repo, work, threads, workers, python)
+        if images is None:
+            source = BENCH_DATA[dataset].write(work / "data")
+        else:
+            source = "caller-supplied images"
+            labels = np.zeros(len(images), dtype=np.int64) if labels is None else labels
+            write_cifar10_pickles(images, labels, classes or [str(i) for i in range(10)], work / "data")
+        h = Harness(repo, work, threads, workers, python, BENCH_DATA[dataset])
+        n_images = int(len(images)) if images is not None else _count_images(work / "data")
         torch.set_num_threads(threads)
         peaks = [measure_peaks(matmul_n)]
         _, baseline_rss, _ = _run([python, "-c", "import torch, torchvision"], work, _env(threads), work / "import.log")
@@ -560,7 +639,8 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
         meta = {"original_repo": str(repo), "original_commit": _git_commit(repo), "code_commit": code_commit(),
                 "command": "python -m training benchmark " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == [
                     "benchmark"] else None, "images": source,
-                "n_images": int(len(images)), "m": m, "threads": threads, "original_num_workers": workers,
+                "dataset": dataset, "image_size": h.dataset.size, "n_images": n_images, "m": m, "threads": threads,
+                "original_num_workers": workers,
                 "precision": "fp32", "repeats": repeats, "steps": steps,
                 "import_torch_torchvision_rss_mib": baseline_rss,  # what both sides pay before any work
                 "timing": (f"each run: warm-up epoch + timed epoch of {steps} steps (M={m}); best of {repeats}, "
@@ -574,7 +654,7 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
         rows = []
         for arch in archs:
             for k in ks:
-                rows.append(bench_config(h, arch, k, m, steps, repeats, len(images), peaks, matmul_n))
+                rows.append(bench_config(h, arch, k, m, steps, repeats, n_images, peaks, matmul_n))
                 print(format_row(rows[-1]), flush=True)
         for row in rows:  # shares against the best peak measured over the whole run
             add_shares(row, peaks)
@@ -582,7 +662,8 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
         meta["machine"]["fp32_flops_per_s_measurements"] = peaks
         meta["machine"]["load_avg_at_end"] = os.getloadavg()
         for row in rows:
-            (out_dir / f"original_{row['arch']}_k{row['k']}.json").write_text(
+            suffix = "" if dataset == "cifar10" else f"_{dataset}"
+            (out_dir / f"original_{row['arch']}_k{row['k']}{suffix}.json").write_text(
                 json.dumps({**meta, "row": row}, indent=2) + "\n")
         result = {**meta, "rows": rows}
         (out_dir / combined_name).write_text(json.dumps(result, indent=2) + "\n")
@@ -635,16 +716,18 @@ def run_from_args(args) -> int:
     print(HEADER, flush=True)
     result = run_original_benchmark(args.original_repo, args.archs, args.ks, m=args.m, steps=args.steps,
                                     repeats=args.repeats, threads=args.threads or 1,
-                                    workers=args.original_workers, out_dir=out.parent, combined_name=out.name)
+                                    workers=args.original_workers, out_dir=out.parent, combined_name=out.name,
+                                    dataset=args.dataset)
     print(f"\n{format_table(result)}\nwrote {out} and original_<arch>_k<K>.json beside it")
     return 0
 
 
 def _ceiling_child(argv: list[str]) -> int:
-    """``python -m training.bench_original ceiling ARCH VIEWS THREADS OUT``: the ceiling subprocess."""
+    """``python -m training.bench_original ceiling ARCH VIEWS THREADS OUT [SIZE]``: the ceiling subprocess."""
     arch, views, threads, out = argv[0], int(argv[1]), int(argv[2]), Path(argv[3])
+    size = int(argv[4]) if len(argv) > 4 else 32
     torch.set_num_threads(threads)
-    result = {variant_name(p, cl, c): backbone_ceiling(arch, views, p, cl, compiled=c)
+    result = {variant_name(p, cl, c): backbone_ceiling(arch, views, p, cl, size=size, compiled=c)
               for p, cl, c in ceiling_variants(arch)}
     out.write_text(json.dumps(result))
     return 0

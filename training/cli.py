@@ -273,6 +273,9 @@ def _benchmark_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=3, help="--original-repo: interleaved runs per side, best kept")
     p.add_argument("--original-workers", type=int, default=0,
                    help="--original-repo: the original's DataLoader num_workers (0: in-process, as ours)")
+    p.add_argument("--dataset", choices=("cifar10", "tinyimagenet"), default="cifar10",
+                   help="--original-repo: what both sides train on: cifar10 (the shared 4,000-image pack, 32x32) or "
+                        "tinyimagenet (20 real training JPEGs per class, 64x64, from the data folder: $RR_DATA_DIR)")
     p.set_defaults(fn=_run_benchmark)
 
 

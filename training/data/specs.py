@@ -13,6 +13,7 @@ from training.data.formats.idx import Idx
 from training.data.formats.image_folder import ImageFolder
 from training.data.formats.npz_pack import NpzArrays, NpzJpeg
 from training.data.formats.stl10_binary import Stl10Binary
+from training.data.formats.tiny_imagenet import TinyImageNetTree
 from training.data.formats.user_folder import FolderResolver
 from training.data.registry import DatasetSpec, register, register_resolver
 
@@ -90,14 +91,17 @@ register(DatasetSpec(
 # ----------------------------------------------------------------------------- ImageFolder trees
 register(DatasetSpec(
     name="tinyimagenet", description="Tiny ImageNet 200 (64x64)",
-    image_size=64, channels=3, num_classes=200, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
+    image_size=64, channels=3, num_classes=200, mean=(0.4802, 0.4481, 0.3975), std=(0.2764, 0.2689, 0.2816),
     splits=("train", "val"), pretrain_split="train", split_sizes={"train": 100_000, "val": 10_000},
-    cutout_area=0.25, reader=ImageFolder("tiny-imagenet-200"),
-    expected_files="tiny-imagenet-200/{train,val}/<wnid>/*.JPEG in ImageFolder layout (validation images sorted "
-                   "into class folders by val/val_annotations.txt).",
-    how_to_get="http://cs231n.stanford.edu/tiny-imagenet-200.zip unzipped into ROOT, then each val/images/<file> "
-               "moved into val/<wnid>/ as val/val_annotations.txt lists (train/<wnid>/images/ may stay: "
-               "sub-folders are searched); offline maintainers: ../shared/data/scripts/build_tiny_imagenet.py.",
+    cutout_area=0.25, reader=TinyImageNetTree("tiny-imagenet-200"),
+    expected_files="tiny-imagenet-200/wnids.txt with train/<wnid>/images/*.JPEG and val/images/*.JPEG + "
+                   "val/val_annotations.txt (the official zip's layout), or train/<wnid>/*.JPEG and "
+                   "val/<wnid>/*.JPEG (ImageFolder layout).",
+    how_to_get="http://cs231n.stanford.edu/tiny-imagenet-200.zip, unzipped into ROOT (the official layout is "
+               "read as it is); offline maintainers: ../shared/data/scripts/build_tiny_imagenet.py.",
+    notes={"classes": "200, in wnids.txt order",
+           "mean/std": "measured on the 100,000 training images: python -m training.data.stats tinyimagenet "
+                       "(the original code used 0.5 / 0.25)"},
 ))
 register(DatasetSpec(
     name="slimagenet64", description="SlimageNet64 (Antoniou et al. 2020): 1000 ImageNet classes, 64x64",
