@@ -35,7 +35,7 @@ from training.compile import resolve_compile
 from training.data import DataRequest, DatasetSpec, get_dataset_spec, load_split, subset_indices
 from training.precision import native_bf16, resolve_precision
 from training.provenance import environment
-from training.recipes import Recipe, RecipeError, RunOptions
+from training.recipes import Recipe, RecipeError, RunOptions, evaluation_split
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
@@ -553,7 +553,8 @@ def online_knn(backbone: nn.Module, recipe: Recipe, opts: RunOptions, device: st
     spec = get_dataset_spec(recipe.dataset, request)
     train_split = "train" if recipe.split != "train" or "train" in spec.splits else recipe.split
     bank = load_split(recipe.dataset, train_split, root=opts.data_root, request=request)
-    query = load_split(recipe.dataset, opts.knn_split, root=opts.data_root, request=request)
+    query = load_split(recipe.dataset, evaluation_split(recipe.dataset, opts.knn_split), root=opts.data_root,
+                       request=request)
     bank, query = _labelled(bank), _labelled(query)
     idx = subset_indices(bank.images.shape[0], max_train)  # a random subset: some datasets are class-sorted
     f_bank = extract_features(backbone, bank.images[idx], spec.mean, spec.std, device=device)

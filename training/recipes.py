@@ -154,6 +154,17 @@ def splits_of(dataset: str) -> tuple[str, ...]:
                           "for a folder of your own images") from None
 
 
+def evaluation_split(dataset: str, asked: str = "test") -> str:
+    """The labelled split accuracies are measured on: ``asked``, except that the default ``test`` means ``val``
+    for a dataset that has a validation split and no test split (tiny-ImageNet, a folder with val/).
+
+    Raises:
+        RecipeError: an unknown dataset name.
+    """
+    splits = splits_of(dataset)
+    return "val" if asked == "test" and "test" not in splits and "val" in splits else asked
+
+
 def recipe_for_entry(entry_name: str, **overrides: Any) -> Recipe:
     """The manifest recipe of an entry, with overrides applied.
 
@@ -206,7 +217,8 @@ class RunOptions:
                                    record=False)
     steps_per_epoch: int | None = option(None, "cap steps per epoch (quick runs; default: full epochs)", unit="steps")
     knn_every: int = option(0, "online kNN accuracy every N epochs (0: off)", unit="epochs")
-    knn_split: str = option("test", "labelled split of the online kNN accuracy")
+    knn_split: str = option("test", "labelled split of the online kNN accuracy (test: val where the dataset has "
+                            "no test split)")
     num_threads: int | None = option(None, "torch CPU threads (default: torch's)", unit="threads", flag="--threads")
     progress: bool = option(True, "tqdm progress bar", record=False)
     sync_bn: bool = option(False, "SyncBatchNorm under torchrun/DDP", record=False)

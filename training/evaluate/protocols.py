@@ -40,7 +40,8 @@ class EvalSpec:
     data_root: str | None = option(None, "dataset folder (default: the dataset's own, see training.data)")
     seed: int = option(0, "seed of the classifier (and of a random init)", cli=False)
     train_split: str = option("train", "labelled split the classifier is trained on")
-    test_split: str = option("test", "split the accuracy is measured on")
+    test_split: str = option("test", "split the accuracy is measured on (test: val where the dataset has no "
+                                     "test split)")
     epochs: int | None = option(None, f"classifier epochs (default: the protocol's; linear {LINEAR_EPOCHS}, "
                                       f"fine-tuning {FINETUNE_EPOCHS})", unit="epochs")
     batch_size: int = option(128, "images (or feature rows) per step", unit="images")
@@ -63,10 +64,11 @@ class EvalSpec:
 
     def __post_init__(self) -> None:
         from training.data import canonical_dataset_name
-        from training.recipes import splits_of
+        from training.recipes import evaluation_split, splits_of
 
         object.__setattr__(self, "dataset", canonical_dataset_name(self.dataset))  # folder:/absolute/path
         splits = splits_of(self.dataset)
+        object.__setattr__(self, "test_split", evaluation_split(self.dataset, self.test_split))
         for name in ("train_split", "test_split"):
             split = getattr(self, name)
             require(split in splits, f"{name}={split!r} is not a split of {self.dataset}; choose one of {splits}")
