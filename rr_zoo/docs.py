@@ -6,6 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
+from rr_zoo.atomic import atomic_write
 from rr_zoo.manifest import load_manifest
 
 BEGIN, END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
@@ -67,11 +68,14 @@ def results_table() -> str:
         rows.append(f"| `{entry.name}` | {recipe['dataset']} | {recipe['k']} | {recipe['epochs']} | "
                     f"{'–' if wall is None else f'{wall / 60:.0f} min'} | " + " | ".join(map(_fmt, found))
                     + f" | {paper or 'not in the main text'} |")
-        commands.append(f"- `{entry.name}` pretraining: `{entry.provenance['command']}`")
+        commit = entry.provenance.get("code_commit")
+        at = f" (code commit {commit[:7]})" if commit else ""
+        commands.append(f"- `{entry.name}` pretraining{at}: `{entry.provenance['command']}`")
         for (task, baseline), m in zip(RESULT_COLUMNS, found):
             if m is not None:
                 commands.append(f"- `{entry.name}` {task}{f' ({baseline})' if baseline else ''}: `{m['command']}`")
-    return "\n".join(rows) + "\n\nCommands that produce each number:\n\n" + "\n".join(commands)
+    return ("\n".join(rows) + "\n\n<details><summary>Commands that produce each number</summary>\n\n"
+            + "\n".join(commands) + "\n\n</details>")
 
 
 def _replace(text: str, begin: str, end: str, body: str) -> str:
@@ -83,7 +87,7 @@ def update_readme(path: Path) -> bool:
     text = path.read_text()
     new = _replace(_replace(text, BEGIN, END, zoo_table()), RESULTS_BEGIN, RESULTS_END, results_table())
     if new != text:
-        path.write_text(new)
+        atomic_write(path, new)
     return new != text
 
 

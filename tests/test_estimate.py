@@ -83,9 +83,9 @@ def test_dry_run_removes_its_gradient_dropping_hooks():
     assert params and all(not p._post_accumulate_grad_hooks for p in params)
 
 
-def test_readme_dry_run_table_is_generated_from_its_json():
+def test_benchmarks_readme_dry_run_table_is_generated_from_its_json():
     result = json.loads((REPO_ROOT / "benchmarks/results/dry_run_cpu.json").read_text())
-    readme = (REPO_ROOT / "README.md").read_text()
-    block = readme.split("<!-- dry-run-table:begin -->\n", 1)[1].split("\n<!-- dry-run-table:end -->", 1)[0]
+    readme = (REPO_ROOT / "benchmarks" / "README.md").read_text()
+    block = readme.split("<!-- table:dry-run:begin -->\n", 1)[1].split("\n<!-- table:dry-run:end -->", 1)[0]
     assert block == markdown_table(result), (
-        "README's dry-run table is stale: python -m training.estimate --table benchmarks/results/dry_run_cpu.json")
+        "benchmarks/README.md's dry-run table is stale: python -m benchmarks.tables --write")
