@@ -1,4 +1,4 @@
-"""What each speed change of the CPU training step gave, measured side by side (issue 12).
+"""What each part of the CPU training step is worth (allocator, fused head tail, hue), measured side by side.
 
     python benchmarks/step_changes.py --archs conv4 resnet32 --ks 4 16 32 --resnet-ks 4 \\
         --out benchmarks/results/step_changes_cpu.json
@@ -8,7 +8,7 @@ backbone, one thread, the step of ``python -m training pretrain`` (``make_views`
 The allocator setting (:func:`training.allocator.keep_freed_memory`; ``RR_ZOO_MALLOC=default``: glibc as
 it comes) is per process and depends on what the process allocated before, so it is measured as a
 training run meets it: child processes that run nothing but one step function, ``--reps`` times
-(best kept): ``step_before`` with the default allocator (the step before all these changes),
+(best kept): ``step_before`` with the default allocator (the step without any of these parts),
 ``step`` with the default allocator, and ``step`` with it tuned; alternated ``--rounds`` times. The
 code changes are measured in one more child per round (allocator tuned), every variant below
 interleaved ``--reps`` times, best kept:
@@ -18,7 +18,7 @@ interleaved ``--reps`` times, best kept:
   LeakyReLU, ``nn.Linear`` over all pairs: the head before the fused tail);
 - ``step_previous_hue``: the same with the hue rotation as it was (``reference_adjust_hue`` in
   ``tests/test_fused_head.py``; its output is bit-identical to the current one);
-- ``step_before``: both of these at once (the step before these changes, apart from the allocator);
+- ``step_before``: both of these at once (the step without these parts, apart from the allocator);
 - ``views`` / ``views_previous_hue``: the view generation alone;
 - ``head`` / ``head_unfused``: head + focal loss + backward on fixed features;
 - ``backbone_channels_last`` / ``backbone_contiguous``: the backbone's forward + backward alone on the

@@ -1,4 +1,4 @@
-"""View generation now vs at an earlier commit, side by side in one process (issue 12, session 4).
+"""View generation of the working tree vs a given commit, side by side in one process.
 
     python benchmarks/views_change.py --before 92dc971 --ks 4 16 32 --out benchmarks/results/views_change_cpu.json
 

@@ -63,7 +63,7 @@ def workdir(tmp_path_factory, shared_data):
 
 @pytest.fixture(scope="module")
 def trained(workdir):
-    """The issue's command, kept short: pretrain from rr_conv4_cifar10 on the folder, then export it."""
+    """Pretrain from rr_conv4_cifar10 on the folder (a short run), then export it."""
     root, _ = workdir
     run, export = root / "run", root / "export"
     args = ["pretrain", "--entry", "rr_conv4_cifar10", "--init", "rr_conv4_cifar10", "--dataset",
@@ -179,8 +179,7 @@ def test_bad_input_is_one_line_and_loses_nothing(tmp_path, shared_data, monkeypa
 
 
 def test_pretrain_on_a_folder_from_a_zoo_entry_exports_its_own_normalisation(trained, workdir):
-    """The issue's done-when: the run starts from the entry, and its export loads through timm with the
-    folder's mean/std."""
+    """The run starts from the entry, and its export loads through timm with the folder's mean/std."""
     import timm
 
     root, _ = workdir

@@ -154,7 +154,7 @@ def test_grad_checkpointing_is_a_run_option():
 def test_short_bf16_run_tracks_fp32(tmp_path, shared_data):
     """A short real run (Conv-4, real CIFAR-10): bf16's loss curve and online kNN follow fp32's.
 
-    The README's numbers come from the same command at --epochs 4 --steps-per-epoch 75 --k 16 --batch-size 64.
+    docs/training.md's numbers come from the same command at --epochs 4 --steps-per-epoch 75 --k 16 --batch-size 64.
     """
     import json
 

@@ -1,4 +1,4 @@
-"""timm's model contract, parametrized over every registered rr model (issue: timm all the way).
+"""timm's model contract, parametrized over every registered rr model.
 
 timm's own ``tests/test_models.py`` runs separately (``python -m tests.timm_suite``); these
 tests pin what downstream users hit first: FX / export / TorchScript, ``in_chans``

@@ -374,7 +374,7 @@ def import_baseline(threads: int) -> dict[str, float]:
 
 
 def markdown_table(result: dict[str, Any]) -> str:
-    """The README's dry-run table, from the JSON that ``--all-entries`` writes.
+    """The dry-run table of benchmarks/README.md, from the JSON that ``--all-entries`` writes.
 
     Args:
         result: The parsed JSON (``benchmarks/results/dry_run_cpu.json``).
@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each dry run (default: 1)")
     parser.add_argument("--out", default="benchmarks/out/dry_run.json", help="JSON file to write")
     parser.add_argument("--table", metavar="JSON", default=None,
-                        help="only print the README's Markdown table of a JSON written before")
+                        help="only print the Markdown table (as in benchmarks/README.md) of a JSON written before")
     args = parser.parse_args(argv)
     if args.table:
         try:

@@ -6,7 +6,7 @@ makes timm's ``list_models`` / ``list_pretrained`` return rr models only (the
 ``module=`` filter of the forward-intermediates tests is pointed at rr_zoo's
 registration module, which implements that API), and deselects the tests
 written for one named timm model (they test timm, not us) and the tests listed in
-``NOT_APPLICABLE`` with the reason (README "timm compatibility" lists them).
+``NOT_APPLICABLE`` with the reason (docs/timm.md, "timm compatibility", lists them).
 """
 
 import timm
