@@ -36,6 +36,11 @@ def _machine(machine: dict[str, Any], threads: int | None = None) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def _commit(commit: str) -> str:
+    """A recorded code commit, a full sha shortened to 7 digits (a ``-dirty`` mark and any note kept)."""
+    return re.sub(r"\b([0-9a-f]{7})[0-9a-f]{33}\b", r"\1", commit)
+
+
 def original_comparison(paths: list[str]) -> str:
     """Ours vs the original repository's own code (``python -m training benchmark --original-repo``)."""
     from training.bench_original import format_table
@@ -43,8 +48,9 @@ def original_comparison(paths: list[str]) -> str:
     blocks = []
     for path in paths:
         r = _load(path)
-        blocks.append(f"{format_table(r)}\n\n`{r['command']}` — {_machine(r['machine'], r['threads'])}; "
-                      f"{r['timing']}; code commit {r['code_commit']}, original commit {r['original_commit'][:7]}; "
+        blocks.append(f"{format_table(r)}\n\n`{r['command']}` — images: {r['images']}; "
+                      f"{_machine(r['machine'], r['threads'])}; {r['timing']}; "
+                      f"code commit {_commit(r['code_commit'])}, original commit {r['original_commit'][:7]}; "
                       f"raw: `{path}`")
     return "\n\n".join(blocks)
 
@@ -123,7 +129,8 @@ def dry_run(paths: list[str]) -> str:
 
 TABLES: dict[str, tuple[Callable[[list[str]], str], list[str]]] = {
     "original": (original_comparison, [f"{RESULTS}/original_cpu_2threads_conv4.json",
-                                       f"{RESULTS}/original_cpu_2threads_resnet32.json"]),
+                                       f"{RESULTS}/original_cpu_2threads_resnet32.json",
+                                       f"{RESULTS}/original_cpu_2threads_resnet32_tinyimagenet.json"]),
     "backbone-breakdown": (backbone_breakdown, [f"{RESULTS}/backbone_breakdown_resnet32_bf16.json",
                                                 f"{RESULTS}/backbone_breakdown_resnet32_fp32.json"]),
     "step-parts": (step_parts, [f"{RESULTS}/step_changes_cpu.json"]),
