@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ CONFIG_CFG_FIELDS = ("tag", "input_size", "mean", "std", "interpolation", "crop_
                      "first_conv", "classifier", "license", "paper_ids")
 # the pretrained_cfg fields that say how images are prepared (an export may differ from its entry's: a user's data)
 PREPROCESSING_FIELDS = ("input_size", "mean", "std", "interpolation", "crop_pct")
+# the weight files' only metadata key: safetensors writes its metadata map in arbitrary order, and the files must
+# be byte-reproducible (same weights -> same sha256); the entry is named in config.json
+EXPORT_METADATA = {"format": "pt"}
 
 
 def filename(role: str) -> str:
@@ -106,7 +110,7 @@ def file_record(path: Path, role: str) -> dict[str, Any]:
 
 
 def export_config(entry: ZooEntry, files: list[dict[str, Any]], extra: dict[str, Any] | None = None,
-                  preprocessing: dict[str, Any] | None = None) -> dict[str, Any]:
+                  preprocessing: dict[str, Any] | None = None, tag: str | None = None) -> dict[str, Any]:
     """The ``config.json`` of an export folder.
 
     Args:
@@ -114,6 +118,7 @@ def export_config(entry: ZooEntry, files: list[dict[str, Any]], extra: dict[str,
         files: Records from :func:`file_record`.
         extra: Extra keys of the ``rr_zoo`` section.
         preprocessing: Overrides of the entry's preprocessing (e.g. a user dataset's mean/std).
+        tag: timm pretrained tag naming these weights (default: the entry's).
 
     Returns:
         timm's fields (pretrained_cfg from :func:`rr_zoo.timm_models.pretrained_cfg`) plus ``rr_zoo``.
@@ -125,7 +130,7 @@ def export_config(entry: ZooEntry, files: list[dict[str, Any]], extra: dict[str,
         "architecture": entry.arch,
         "num_classes": 0,
         "num_features": entry.num_features,
-        "pretrained_cfg": {"tag": entry.tag, **{k: _jsonable(cfg[k]) for k in CONFIG_CFG_FIELDS if k in cfg}},
+        "pretrained_cfg": {"tag": tag or entry.tag, **{k: _jsonable(cfg[k]) for k in CONFIG_CFG_FIELDS if k in cfg}},
         "rr_zoo": {"entry": entry.name, "aggregation": entry.recipe["aggregation"], "files": files, **(extra or {})},
     }
 
@@ -137,8 +142,9 @@ def _jsonable(value: Any) -> Any:
 def write_export_folder(out_dir: str | os.PathLike, entry: ZooEntry, backbone: dict[str, Any],
                         relation: dict[str, Any], extra_config: dict[str, Any] | None = None,
                         extra_files: dict[str, bytes] | None = None,
-                        preprocessing: dict[str, Any] | None = None) -> Path:
-    """Write weights + ``config.json`` (+ extra files) into ``out_dir`` atomically.
+                        preprocessing: dict[str, Any] | None = None, tag: str | None = None,
+                        card: Callable[[dict[str, Any]], str] | None = None) -> Path:
+    """Write weights + ``config.json`` (+ extra files, model card) into ``out_dir`` atomically.
 
     Args:
         out_dir: Destination folder (replaced if it exists).
@@ -148,6 +154,8 @@ def write_export_folder(out_dir: str | os.PathLike, entry: ZooEntry, backbone: d
         extra_config: Extra keys for the ``rr_zoo`` section of config.json.
         extra_files: Further files (e.g. ``README.md``) as bytes.
         preprocessing: Overrides of the entry's preprocessing recorded in config.json.
+        tag: timm pretrained tag recorded in config.json (default: the entry's).
+        card: Makes the model card (``README.md``) from the written config.json (which holds the files' sha256).
 
     Returns:
         The folder path.
@@ -155,16 +163,15 @@ def write_export_folder(out_dir: str | os.PathLike, entry: ZooEntry, backbone: d
     from safetensors.torch import save_file
 
     with atomic_folder(out_dir) as tmp:
-        # one metadata key: safetensors writes its metadata map in arbitrary order, and the files must be
-        # byte-reproducible (same weights -> same sha256); the entry is named in config.json
-        meta = {"format": "pt"}
         files = []
         for role, state in (("backbone", backbone), ("relation_head", relation)):
-            save_file(state, str(tmp / filename(role)), metadata=meta)
+            save_file(state, str(tmp / filename(role)), metadata=EXPORT_METADATA)
             files.append(file_record(tmp / filename(role), role))
         for name, data in (extra_files or {}).items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_bytes(data)
-        config = export_config(entry, files, extra_config, preprocessing)
+        config = export_config(entry, files, extra_config, preprocessing, tag)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        if card is not None:
+            (tmp / CARD_FILE).write_text(card(config))
     return Path(out_dir)

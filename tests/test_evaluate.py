@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from huggingface_hub import ModelCard
 
 import rr_zoo
 from training.__main__ import main as training_main
@@ -93,7 +94,10 @@ def test_export_then_load_everywhere(run_dir, tmp_path):
     assert {"model.safetensors", "relation_head.safetensors", "config.json", "README.md", "log.jsonl",
             "curves.png"} <= names
     card = (out / "README.md").read_text()
-    assert card.startswith("---\nlicense: mit\nlibrary_name: timm") and "timm.create_model" in card
+    meta = ModelCard.load(out / "README.md").data
+    assert (meta.license, meta.library_name, meta.datasets) == ("mit", "timm", ["cifar10_4k"])
+    assert 'timm.create_model("local-dir:" + folder, pretrained=True)' in card
+    assert "hf-hub:" not in card and "<owner>" not in card  # no repository id given: no Hub line
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     ref = rr_zoo.models.build_backbone("conv4").eval()
     ref.load_state_dict(ckpt["backbone"])
@@ -224,14 +228,20 @@ def test_export_records_provenance_that_reruns(run_dir, tmp_path):
     assert (out / "tsne_demo.png").read_bytes() == figure.read_bytes()
     section = json.loads((out / "config.json").read_text())["rr_zoo"]
     prov = section["provenance"]
-    assert section["metrics"] == [knn["metric"]]
+    metric = knn["metric"]  # copied, the checkpoint named by its file name (an export holds no absolute path)
+    assert str(run_dir) in metric["command"]
+    assert section["metrics"] == [{**metric, "command": metric["command"].replace(str(run_dir) + "/", "")}]
     assert prov["code_commit"] and prov["versions"]["torch"] == torch.__version__ and prov["hardware"]
     assert prov["wall_time_s"] > 0 and prov["epochs_trained"] == 2
     args = build_parser().parse_args(prov["command"].split()[3:])
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert recipe_from_args(args).to_dict() == ckpt["recipe"]  # the command re-creates the exact recipe
     card = (out / "README.md").read_text()
-    assert prov["command"] in card and knn["metric"]["command"] in card and "![tsne_demo.png](tsne_demo.png)" in card
+    assert prov["command"] in card and section["metrics"][0]["command"] in card
+    assert "![tsne_demo.png](tsne_demo.png)" in card
+    (result,) = ModelCard.load(out / "README.md").data.eval_results
+    assert (result.metric_name.split(":")[0], result.dataset_name, result.metric_value) == \
+        ("knn", "cifar10_jpeg", knn["metric"]["value"])
 
 
 def test_check_uses_the_published_metric(run_dir, tmp_path, monkeypatch):

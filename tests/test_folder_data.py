@@ -4,10 +4,12 @@ written as a folder of mixed PNG / JPEG / WebP files of mixed sizes and modes, w
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
 import torch
 from PIL import Image
 
@@ -180,8 +182,6 @@ def test_bad_input_is_one_line_and_loses_nothing(tmp_path, shared_data, monkeypa
 
 def test_pretrain_on_a_folder_from_a_zoo_entry_exports_its_own_normalisation(trained, workdir):
     """The run starts from the entry, and its export loads through timm with the folder's mean/std."""
-    import timm
-
     root, _ = workdir
     run, export = trained
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
@@ -200,7 +200,7 @@ def test_pretrain_on_a_folder_from_a_zoo_entry_exports_its_own_normalisation(tra
     assert (prov["epochs_added"], prov["epochs_trained"], config["rr_zoo"]["epochs_trained"]) == (1, 13, 13)
     assert prov["init"]["provenance"]["command"] == entry.provenance["command"]
     assert "--init rr_conv4_cifar10" in prov["command"]
-    assert "Continued pretraining: started from the zoo entry `rr_conv4_cifar10`" in (export / "README.md").read_text()
+    assert "| started from | zoo entry `rr_conv4_cifar10` (12 epochs" in (export / "README.md").read_text()
     model = timm.create_model(f"local-dir:{export}")
     assert tuple(model.pretrained_cfg["mean"]) == spec.mean and tuple(model.pretrained_cfg["std"]) == spec.std
     assert tuple(timm.data.resolve_data_config({}, model=model)["mean"]) == spec.mean
@@ -210,6 +210,71 @@ def test_pretrain_on_a_folder_from_a_zoo_entry_exports_its_own_normalisation(tra
         assert torch.allclose(x[:, 0, 0], (128 / 255 - torch.tensor(spec.mean)) / torch.tensor(spec.std), atol=1e-3)
     assert tuple(rr_zoo.create_model("rr_conv4_cifar10", weights=export).pretrained_cfg["mean"]) == spec.mean
     assert tuple(rr_zoo.get_transform("rr_conv4_cifar10").transforms[1].transforms[-1].mean.tolist()) != spec.mean
+
+
+def _absolute_paths(value) -> list[str]:
+    """Strings in a JSON value (or a text) that hold an absolute path (URLs aside)."""
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in _absolute_paths(v)]
+    if isinstance(value, list):
+        return [p for v in value for p in _absolute_paths(v)]
+    return re.findall(r"(?:^|[\s'\"=:(])/(?!/)\S*", value) if isinstance(value, str) else []
+
+
+def test_the_card_of_a_folder_run_describes_that_run(trained, workdir):
+    """The export of weights pretrained on a folder: its card parses with huggingface_hub, lists every metric of
+    the weights as an eval result, and card and config.json name the run's data, epochs, K, views, precision and
+    parent, with no absolute path, no placeholder and nothing of the zoo entry's published release."""
+    from huggingface_hub import ModelCard
+
+    root, _ = workdir
+    run, _ = trained
+    evals, out = root / "card_eval", root / "card_export"
+    for protocol in ("knn", "retrieval"):
+        assert training_main(["evaluate", protocol, "--weights", str(run / "checkpoint.pt"), "--dataset",
+                              str(root / "photos"), "--out", str(evals)]) == 0
+    results = sorted(evals.glob("*.json"))
+    assert training_main(["export", "--checkpoint", str(run / "checkpoint.pt"), "--out", str(out),
+                          "--metrics", *map(str, results)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    section, text = config["rr_zoo"], (out / "README.md").read_text()
+    metrics = section["metrics"]
+    assert [m["task"] for m in metrics] == ["knn", "retrieval"]
+    assert all(m["dataset"] == "folder:photos" for m in metrics)
+
+    card = ModelCard.load(out / "README.md")
+    assert (card.data.license, card.data.library_name, card.data.datasets) == ("mit", "timm", None)
+    assert "relational-reasoning" in card.data.tags and card.data.model_name == "conv4_rr.folder_photos"
+    found = {(r.metric_name.split(":")[0], r.dataset_type, r.dataset_name, r.metric_value)
+             for r in card.data.eval_results}
+    assert found == {(m["task"], "imagefolder", "folder:photos", m["value"]) for m in metrics}
+    for m in metrics:
+        assert m["command"] in text and "--weights checkpoint.pt --dataset folder:photos" in m["command"]
+
+    entry = rr_zoo.get_entry("rr_conv4_cifar10")
+    prov, ckpt = section["provenance"], torch.load(run / "checkpoint.pt", weights_only=True)
+    views = ckpt["global_step"] * 16 * 4
+    published = entry.provenance["recipe"]  # the parent: whole epochs of a registered dataset
+    images = get_dataset_spec(published["dataset"]).split_sizes[published["split"]]
+    parent_views = (entry.provenance["epochs_trained"] * (images // published["batch_size"]) * published["batch_size"]
+                    * published["k"])
+    assert (prov["views_added"], prov["views_seen"]) == (views, parent_views + views)
+    assert (section["recipe"]["dataset"], prov["recipe"]["dataset"]) == ("folder:photos", "folder:photos")
+    assert "--dataset folder:photos" in prov["command"] and prov["precision"] in ("fp32", "bf16")
+    assert config["pretrained_cfg"]["tag"] == "folder_photos"
+    assert text.startswith("---\n") and "# Conv-4 (8-16-32-64 channels) pretrained by relational reasoning on " \
+        "`folder:photos`" in text
+    for row in ("| data | `folder:photos`, split `all` |", "| epochs | 13 in all: 12 before, 1 in this run |",
+                "| K (augmented views per image) | 4 |", f"| precision | {prov['precision']} |",
+                f"| views seen (images x K) | {parent_views + views:,} in all, {views:,} in this run |",
+                f"| started from | zoo entry `rr_conv4_cifar10` (12 epochs, sha256 {entry.file().sha256})"):
+        assert row in text, row
+    assert entry.description not in text and "hf-hub:" not in text and f'"{entry.name}", pretrained=True' not in text
+    assert not re.search(r"<[a-z_]+>", text), "a placeholder in the card"
+    assert _absolute_paths(config) == [] and _absolute_paths(text) == [] and str(root) not in text
+    assert "![curves.png](curves.png)" in text and (out / "curves.png").is_file()
+    model = timm.create_model(f"local-dir:{out}", pretrained=True)  # the card's own line loads these weights
+    assert torch.equal(model.state_dict()["layer1.conv.weight"], ckpt["backbone"]["layer1.conv.weight"])
 
 
 def test_continuing_from_a_checkpoint_and_an_export_records_the_chain(trained, workdir):

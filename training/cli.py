@@ -214,6 +214,9 @@ def _export_parser(p: argparse.ArgumentParser) -> None:
                    help="also draw these weights' relation-score heatmap and retrieval grid (rr_zoo.viz) on the "
                         "checkpoint's dataset, as in the README")
     p.add_argument("--data-root", default=None, help="dataset folder for --sample-figures")
+    p.add_argument("--repo-id", default=None,
+                   help="Hub repository (org/name) the folder will be published to: the model card shows its "
+                        "hf-hub: line (left out when not given)")
     p.add_argument("--provenance", default=None,
                    help="JSON file of provenance fields to set (the rest comes from the checkpoint)")
     p.set_defaults(fn=_run_export)
@@ -230,7 +233,7 @@ def _run_export(args: argparse.Namespace) -> int:
     metrics = [m for path in args.metrics for m in export_metrics_from(path)]
     provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
     out = export_checkpoint(args.checkpoint, args.out, args.entry, metrics, provenance, args.figures,
-                            sample_figures=args.sample_figures, data_root=args.data_root)
+                            sample_figures=args.sample_figures, data_root=args.data_root, repo_id=args.repo_id)
     print(f"wrote {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
     return 0
 

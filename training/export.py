@@ -3,101 +3,83 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from rr_zoo.export_format import write_export_folder
+from rr_zoo.export_format import EXPORT_METADATA, write_export_folder
 from rr_zoo.manifest import ZooEntry, load_manifest
 from training.checkpoint import TrainingCheckpoint, load_checkpoint
+from training.model_card import model_card, weights_tag
 from training.provenance import run_provenance
 
-
-def _yaml_list(items: list[str]) -> str:
-    return "".join(f"\n- {i}" for i in items)
+_ABSOLUTE_PATH = re.compile(r"(?:^|(?<=[\s'\"=])|(?<=folder:))/[^\s'\"]*")
 
 
-def model_card(entry: ZooEntry, recipe: dict[str, Any], metrics: list[dict[str, Any]],
-               provenance: dict[str, Any], figures: tuple[str, ...] = (),
-               preprocessing: dict[str, Any] | None = None) -> str:
-    """Model card (README.md) with Hub YAML metadata, usage, recipe, metrics with their commands.
+def portable(value: Any, names: dict[str, str] | None = None) -> Any:
+    """``value`` (str, or dicts and lists of them) with every absolute path replaced by its last component.
 
-    ``preprocessing``: what the weights were trained with, when it differs from the entry's (a folder dataset).
+    An export folder is shared: it names a folder dataset, a checkpoint or a data root by its name
+    (``folder:/home/me/photos`` -> ``folder:photos``), never by where it lay on the machine that made it.
+    ``names`` maps known paths (which may hold spaces) to their replacement; other absolute paths are found
+    as words starting with ``/`` (after a space, a quote, ``=`` or ``folder:``).
     """
-    pre = {**entry.preprocessing, **(preprocessing or {})}
-    usage = (f'`rr_zoo.get_transform("{entry.name}")`' if pre == entry.preprocessing
-             else f'`rr_zoo.get_transform("{entry.name}", weights=PATH)`, PATH: this folder; '
-                  f'`timm.create_model("local-dir:PATH")` uses it too')
-    chain = provenance.get("init")
-    continued = ""
-    if chain:
-        digest = next(iter(chain.get("sha256", {}).values()), "n/a")
-        continued = (f"\nContinued pretraining: started from the {chain['kind']} `{chain['from']}` (sha256 {digest}, "
-                     f"{chain.get('epochs', 'n/a')} epochs), then {provenance.get('epochs_added')} more epochs here "
-                     f"({provenance.get('epochs_trained', 'n/a')} in all); `provenance.init` in config.json has "
-                     "the whole chain.\n")
-    index = ""
-    if metrics:
-        results = "".join(
-            f"\n      - task:\n          type: image-classification\n          name: {m['task']}"
-            f"\n        dataset:\n          name: {m['dataset']}\n          type: {m['dataset']}"
-            f"\n        metrics:\n          - type: accuracy\n            value: {m['value']}"
-            f"\n            name: {m['task']} accuracy ({m['dataset']})"
-            for m in metrics if not m.get("baseline"))
-        index = f"\nmodel-index:\n  - name: {entry.name}\n    results:{results}"
-    def fmt(m: dict[str, Any]) -> str:
-        std = f" ± {m['std']:.2f}" if m.get("std") is not None else ""
-        bound = f" ({m['baseline'].replace('_', ' ')} bound, same backbone)" if m.get("baseline") else ""
-        task = m["task"] + bound
-        return f"| {task} | {m['dataset']} | {m['value']:.2f}{std} | `{m['command']}` |"
+    names = names or {}
+    if isinstance(value, str):
+        for path in sorted(names, key=len, reverse=True):
+            value = value.replace(path, names[path])
+        return _ABSOLUTE_PATH.sub(lambda m: PurePosixPath(m.group()).name or m.group(), value)
+    if isinstance(value, dict):
+        return {k: portable(v, names) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v, names) for v in value]
+    return value
 
-    images = "".join(f"\n![{name}]({name})\n" for name in ("curves.png", *figures))
-    rows = "\n".join(fmt(m) for m in metrics) or "| – | – | – | not evaluated yet |"
-    paper = "\n".join(f"- {p['task']} on {p['dataset']}: {p['value']} ({p['source']})" for p in entry.paper_results)
-    return f"""---
-license: {entry.license}
-library_name: timm
-tags:{_yaml_list(["image-feature-extraction", "timm", "self-supervised", "relational-reasoning", "rr-zoo"])}
-datasets:{_yaml_list([recipe['dataset']])}{index}
----
-# {entry.name} (`{entry.timm_name}`)
 
-{entry.description}
+def _known_paths(ckpt: TrainingCheckpoint, checkpoint: Path) -> dict[str, str]:
+    """Absolute paths a checkpoint's records hold, each mapped to its name."""
+    from training.data import canonical_dataset_name, from_files
 
-Self-supervised relational reasoning (Patacchiola & Storkey, NeurIPS 2020, {', '.join(entry.paper_ids)}):
-the backbone learns by telling apart pairs of augmented views of the same image from pairs of
-different images, scored by a relation head (included as `relation_head.safetensors`).
+    paths = [str(checkpoint.resolve()), str(checkpoint.resolve().parent)]
+    if from_files(ckpt.dataset):
+        paths.append(canonical_dataset_name(ckpt.dataset).split(":", 1)[1])
+    source = (ckpt.init or {}).get("from")
+    if source and Path(source).is_absolute():
+        paths.append(source)
+    return {p: Path(p).name or p for p in paths if Path(p).is_absolute()}
 
-## Use
 
-```python
-import timm, rr_zoo  # rr_zoo registers the zoo with timm
-model = timm.create_model("{entry.name}", pretrained=True)   # frozen {entry.num_features}-d feature extractor
-# or: torch.hub.load("<owner>/rr-zoo", "{entry.name}")
-# or, from this folder: timm.create_model("local-dir:PATH") / timm.create_model("hf-hub:{entry.hub['repo_id']}")
-```
+def views_seen(provenance: dict[str, Any]) -> int | None:
+    """Views (images x K) the weights described by a provenance record were trained on, in all; None if unknown.
 
-Preprocessing: input {tuple(pre['input_size'])}, mean {tuple(pre['mean'])},
-std {tuple(pre['std'])} ({usage}).
+    Read from the record (``views_seen``); for older records, reckoned from the epochs, K, batch size and the
+    size of a registered dataset's split when the run's command took whole epochs (no ``--steps-per-epoch``).
+    """
+    if provenance.get("views_seen") is not None:
+        return int(provenance["views_seen"])
+    recipe, epochs = provenance.get("recipe") or {}, provenance.get("epochs_trained")
+    if provenance.get("init") or not epochs or "--steps-per-epoch" in provenance.get("command", "--steps-per-epoch"):
+        return None
+    from training.data import dataset_shape, from_files
 
-## Training recipe (these weights)
+    try:
+        if from_files(recipe["dataset"]):
+            return None
+        images = dataset_shape(recipe["dataset"], recipe["split"])[2]
+        return epochs * (images // recipe["batch_size"]) * recipe["batch_size"] * recipe["k"]
+    except (KeyError, TypeError, ValueError):
+        return None
 
-```json
-{json.dumps(recipe, indent=2)}
-```
 
-Provenance: `{provenance.get('command', 'n/a')}` — code commit {provenance.get('code_commit', 'n/a')},
-hardware {provenance.get('hardware', 'n/a')}, wall time {provenance.get('wall_time_s', 'n/a')} s.
-{continued}
-## Results (each reproduced by the command beside it)
-
-| protocol | dataset | accuracy (%) | command |
-|---|---|---|---|
-{rows}
-
-Paper, same backbone and dataset (paper-scale recipe):
-{paper or '- (not reported in the paper)'}
-{images}"""
+def _views_record(ckpt: TrainingCheckpoint) -> dict[str, int | None]:
+    """``views_seen`` (in all) and, for an ``--init`` run, ``views_added`` (this run) of a checkpoint."""
+    k, batch = ckpt.recipe.get("k"), ckpt.recipe.get("batch_size")
+    views = ckpt.global_step * batch * k if ckpt.global_step and k and batch else None
+    if not ckpt.init:
+        return {"views_seen": views}
+    parent = views_seen(ckpt.init.get("provenance") or {})
+    return {"views_seen": None if views is None or parent is None else parent + views, "views_added": views}
 
 
 def make_sample_figures(ckpt: TrainingCheckpoint, entry: ZooEntry, out_dir: str | Path,
@@ -138,8 +120,12 @@ def make_sample_figures(ckpt: TrainingCheckpoint, entry: ZooEntry, out_dir: str 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str | None = None,
                       metrics: list[dict[str, Any]] | None = None, provenance: dict[str, Any] | None = None,
                       figures: list[str | Path] | None = None, sample_figures: bool = False,
-                      data_root: str | Path | None = None) -> Path:
+                      data_root: str | Path | None = None, repo_id: str | None = None) -> Path:
     """Write an export folder from a pretraining checkpoint.
+
+    The folder describes the weights it holds: config.json and the model card (:mod:`training.model_card`)
+    carry the run's recipe, data, epochs, views seen, precision and ``--init`` parent, with every absolute
+    path replaced by its name (:func:`portable`).
 
     Args:
         checkpoint: ``checkpoint.pt`` written by ``python -m training pretrain``.
@@ -152,6 +138,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
         sample_figures: Also draw the relation-score heatmap and retrieval grid of these weights
             (:func:`make_sample_figures`, images from the checkpoint's dataset under ``data_root``).
         data_root: Data folder for ``sample_figures``.
+        repo_id: Hub repository (``org/name``) the folder will be published to, when known: the card shows
+            its ``hf-hub:`` line and config.json records it.
 
     Returns:
         The folder.
@@ -161,7 +149,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
     if ckpt.architecture != entry.architecture:
         raise ValueError(f"checkpoint is a {ckpt.architecture} but {entry.name} is a {entry.architecture}")
     run_dir = Path(checkpoint).parent
-    provenance = run_provenance(ckpt, run_dir, provenance)
+    names = _known_paths(ckpt, Path(checkpoint))
+    provenance = portable({**run_provenance(ckpt, run_dir), **_views_record(ckpt), **(provenance or {})}, names)
+    recipe, metrics = portable(ckpt.recipe, names), portable(metrics or [], names)
     figures = [Path(f) for f in figures or []]
     if sample_figures:
         drawn = tempfile.TemporaryDirectory()  # deleted when this function returns
@@ -171,19 +161,30 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
     for f in figures:
         if f.suffix != ".png" or not f.is_file():
             raise FileNotFoundError(f"figure {f} is not a PNG file; pass the PNGs written by `evaluate`")
-    card = model_card(entry, ckpt.recipe, metrics or [], provenance, tuple(f.name for f in figures),
-                      ckpt.preprocessing)
-    extra_files = {"README.md": card.encode(), **{f.name: f.read_bytes() for f in figures}}
+    extra_files = {f.name: f.read_bytes() for f in figures}
     for name in ("log.jsonl", "curves.png"):
         if (run_dir / name).is_file():
             extra_files[name] = (run_dir / name).read_bytes()
     backbone = {k: v.contiguous() for k, v in ckpt.backbone.items()}
     relation = {k: v.contiguous() for k, v in ckpt.relation.items()}
-    return write_export_folder(out, entry, backbone, relation, extra_files=extra_files,
-                               extra_config={"recipe": ckpt.recipe, "metrics": metrics or [],
-                                             "epochs_trained": provenance.get("epochs_trained", ckpt.epoch),
-                                             "provenance": provenance},
-                               preprocessing=ckpt.preprocessing)
+    published = entry.published and _safetensors_sha256(backbone) == entry.file("backbone").sha256
+    extra_config = {"recipe": recipe, "metrics": metrics,
+                    "epochs_trained": provenance.get("epochs_trained", ckpt.epoch), "provenance": provenance}
+    if repo_id:
+        extra_config["repo_id"] = repo_id
+    return write_export_folder(out, entry, backbone, relation, extra_files=extra_files, extra_config=extra_config,
+                               preprocessing=ckpt.preprocessing,
+                               tag=entry.tag if published else weights_tag(recipe["dataset"]),
+                               card=lambda config: str(model_card(entry, config, extra_files, repo_id)))
+
+
+def _safetensors_sha256(state: dict[str, Any]) -> str:
+    """sha256 of the safetensors file ``write_export_folder`` writes for ``state``."""
+    import hashlib
+
+    from safetensors.torch import save
+
+    return hashlib.sha256(save(state, metadata=EXPORT_METADATA)).hexdigest()
 
 
 def export_metrics_from(path: str | Path | None) -> list[dict[str, Any]]:
