@@ -111,6 +111,14 @@ def test_readme_tables_match_manifest(repo_root):
     assert results_table() in readme, "README results table is stale: run `python -m rr_zoo.docs --write`"
 
 
+def test_each_published_entry_s_command_pins_its_precision(repo_root):
+    """The training docs point at the commands, and each command pins the precision its provenance records."""
+    docs = " ".join((repo_root / "docs" / "training.md").read_text().split())
+    assert "Each published entry's command says which precision it was trained in." in docs
+    for name in MANIFEST.names(published_only=True):
+        assert f"--precision {MANIFEST.get(name).provenance['precision']}" in MANIFEST.get(name).provenance["command"]
+
+
 def test_results_table_lists_every_published_number_with_its_command():
     from rr_zoo.docs import results_table
 

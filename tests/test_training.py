@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -243,6 +244,20 @@ def test_compiled_step_matches_eager():
         assert (grads_c[name] - grad).norm() <= 5e-3 * grad.norm() + 1e-7, name
     for name, buf in bufs_e.items():  # BatchNorm running statistics
         torch.testing.assert_close(bufs_c[name], buf, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_compile_help_and_readme_say_what_auto_compiles(repo_root):
+    from training.compile import CPU_COMPILE_GAIN, compile_pays_on_cpu, compiled_by_auto
+    from training.recipes import RunOptions
+
+    said = compiled_by_auto()  # "conv4 in fp32 and bf16, resnet8 in fp32"
+    parsed = {part.split(" in ")[0]: set(part.split(" in ")[1].split(" and ")) for part in said.split(", ")}
+    for arch, gains in CPU_COMPILE_GAIN.items():
+        for precision in gains:
+            assert (precision in parsed.get(arch, ())) == compile_pays_on_cpu(arch, precision), (arch, precision)
+    help_text = next(f for f in dataclasses.fields(RunOptions) if f.name == "compile").metadata["help"]
+    assert f"({said})" in help_text
+    assert f"; `auto` compiles {said})." in " ".join((repo_root / "docs" / "training.md").read_text().split())
 
 
 def test_compile_auto_follows_what_was_measured(monkeypatch):

@@ -37,6 +37,17 @@ CPU_COMPILE_GAIN: dict[str, dict[str, float]] = {  # the lower of the 1- and 2-t
 WORTH_IT = 1.05
 
 
+def compiled_by_auto() -> str:
+    """Which backbones ``--compile auto`` compiles on CPU, in words (``--help``, README): from
+    :data:`CPU_COMPILE_GAIN`, e.g. ``conv4 in fp32 and bf16, resnet8 in fp32``."""
+    parts = []
+    for arch, gains in CPU_COMPILE_GAIN.items():
+        paying = [precision for precision in gains if compile_pays_on_cpu(arch, precision)]
+        if paying:
+            parts.append(f"{arch} in {' and '.join(paying)}")
+    return ", ".join(parts) or "nothing"
+
+
 def cpp_compiler() -> str | None:
     """The C++ compiler inductor's CPU backend would call (``$CXX``, else g++ or clang++), if on PATH."""
     for name in filter(None, (os.environ.get("CXX"), "g++", "clang++")):

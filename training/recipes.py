@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from rr_zoo.manifest import load_manifest
 from rr_zoo.models import ARCHITECTURES
 from rr_zoo.relation import AGGREGATIONS
-from training.compile import COMPILE_CHOICES
+from training.compile import COMPILE_CHOICES, MIN_STEPS, compiled_by_auto
 from training.flags import option
 
 LOSSES = ("focal", "bce")
@@ -203,8 +203,9 @@ class RunOptions:
                             "natively (CPU flags avx512_bf16/amx_bf16, CUDA compute capability >= 8.0), else fp32; "
                             "the run records and its command pins the precision used (training.precision). "
                             "fp16: CUDA only, with a grad scaler", choices=PRECISIONS)
-    compile: str = option("auto", "torch.compile the backbone. auto: where it was measured to pay (CPU, Conv-4 and "
-                          "ResNet-8 fp32, runs of 1000+ steps, a C++ compiler on PATH; training.compile)",
+    compile: str = option("auto", "torch.compile the backbone. auto: on CPU where it was measured to pay "
+                          f"({compiled_by_auto()}), in runs of {MIN_STEPS}+ steps, with a C++ compiler on PATH; "
+                          "eager elsewhere (training.compile)",
                           choices=COMPILE_CHOICES, record=False)
     channels_last: bool = option(True, "channels-last (NHWC) memory format for convolutions", record=False)
     grad_checkpointing: bool = option(
