@@ -43,8 +43,9 @@ def _doc(name):
 Keyword args:
     pretrained: load the entry's weights (default True).
     trainable: return an ordinary trainable model instead of a frozen one.
-    weights: local export folder or safetensors file to load instead (verified by its config.json or sha256).
-    sha256: expected digest of ``weights`` when no config.json records it.
+    weights: local export folder or safetensors file to load instead, every tensor of it (an export folder is
+        verified by its config.json; a classifier in the file needs the matching num_classes).
+    sha256: pin ``weights`` to this digest.
     **kwargs: timm model kwargs (num_classes, in_chans, global_pool, drop_rate, drop_path_rate,
         features_only, ...); see rr_zoo.create_model and timm.create_model.
 """

@@ -42,6 +42,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_download(args: argparse.Namespace) -> int:
     from rr_zoo.api import get_entry
+    from rr_zoo.errors import WeightsHashError
     from rr_zoo.weights import resolve_file, verify_file
 
     entries = [get_entry(name) for name in args.names]  # every name is checked before any download
@@ -53,8 +54,15 @@ def _cmd_download(args: argparse.Namespace) -> int:
             "(`python -m rr_zoo list --published`)")
     for entry in entries:
         for record in entry.files:
-            path, _ = resolve_file(entry, record.role, cache_dir=args.cache_dir)
-            verify_file(path, record.sha256, record.size, what=f"{entry.name} {record.role}")
+            path, _, fix = resolve_file(entry, record.role, cache_dir=args.cache_dir)
+            try:
+                verify_file(path, record.sha256, record.size, what=f"{entry.name} {record.role}", fix=fix)
+            except WeightsHashError:
+                if path.is_relative_to(entry.bundled_dir):
+                    raise
+                # a damaged cached download: fetch it again, and check the new copy
+                path, _, fix = resolve_file(entry, record.role, cache_dir=args.cache_dir, force_download=True)
+                verify_file(path, record.sha256, record.size, what=f"{entry.name} {record.role}", fix=fix)
             print(f"{entry.name}: {record.name} ok ({record.size} bytes, sha256 {record.sha256[:12]}...) -> {path}")
     return 0
 

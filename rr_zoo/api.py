@@ -43,14 +43,21 @@ def create_model(name: str, pretrained: bool = False, weights: str | os.PathLike
         name: Entry alias (``rr_resnet32_cifar100``) or timm name (``resnet32_rr.cifar100``).
         pretrained: Load the published weights (bundled copy or Hub at the pinned revision).
         weights: Local safetensors file or export folder to load instead (implies ``pretrained``).
+            Every tensor of it is loaded, or the call fails naming the keys: a classifier in the
+            file (``fc.weight`` / ``fc.bias``) needs the matching ``num_classes``. A file in an
+            export folder is checked against the folder's ``config.json``; a loose safetensors
+            file needs no hash (safetensors runs no code).
         trainable: Keep a pretrained model trainable; by default it is frozen
-            (eval mode, ``requires_grad=False``).
-        sha256: Expected digest of ``weights`` when neither the manifest nor an export
-            folder's ``config.json`` provides one.
+            (eval mode, ``requires_grad=False``; a classifier stays trainable).
+        sha256: Pin ``weights`` to this digest (checked before reading).
         **kwargs: timm model kwargs, e.g. ``num_classes=10``.
 
     Returns:
         The backbone; ``model(x)`` gives (N, num_features) features when ``num_classes=0``.
+
+    Raises:
+        CheckpointFormatError: the weights do not fit the model (the message names the keys and the fix).
+        WeightsHashError: a file that differs from its recorded or pinned digest, or is not safetensors.
     """
     import timm
 
@@ -71,7 +78,7 @@ def create_relation_head(name: str, pretrained: bool = False, weights: str | os.
         name: Entry alias or timm name.
         pretrained: Load the entry's published ``relation_head.safetensors``.
         weights: Local file or export folder to load instead (implies ``pretrained``).
-        sha256: Expected digest of ``weights`` when no manifest or config.json provides it.
+        sha256: Pin ``weights`` to this digest.
 
     Returns:
         The head, in eval mode when pretrained.

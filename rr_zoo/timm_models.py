@@ -6,11 +6,12 @@ and for every entry an alias model ``rr_<arch>_<dataset>`` with that entry's cfg
 ``default_cfgs`` is generated here from the manifest; nothing is written twice.
 
 Pretrained loading goes through timm's builder (``build_model_with_cfg``): timm
-adapts the first convolution to another ``in_chans``, drops or keeps the
-classifier, applies :func:`checkpoint_filter_fn` and loads the state dict. Before
-timm reads anything, the weight file is resolved and its sha256 verified here
-(manifest entry, explicit file, export folder or Hub repo), and timm is handed the
-verified local file.
+adapts the first convolution to another ``in_chans`` and loads the state dict.
+Before timm sees anything, the weight file is resolved and verified here (manifest
+entry, export folder, Hub repo; a file the user names against ``sha256=`` or
+whatever records its hash) and read as safetensors; :class:`StrictFilter` then
+loads every tensor of it or fails naming the keys (timm alone would drop a
+classifier whose ``num_classes`` differs from the cfg's and re-initialise it).
 """
 
 from __future__ import annotations
@@ -25,17 +26,16 @@ import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 from torch import nn
 
-from rr_zoo.errors import CheckpointFormatError, UnpublishedWeightsError, WeightsHashError
+from rr_zoo.errors import CheckpointFormatError, UnpublishedWeightsError
 from rr_zoo.manifest import ZooEntry, load_manifest
 from rr_zoo.models import ARCHITECTURES, get_architecture
 from rr_zoo.models.base import freeze_batchnorm
 from rr_zoo.weights import (
-    expected_record,
-    require_safetensors,
+    load_safetensors,
     verified_entry_file,
     verified_export_file,
     verified_hub_export_file,
-    verify_file,
+    verified_user_file,
 )
 
 _MANIFEST = load_manifest()  # registration; weight lookups re-read load_manifest()
@@ -120,18 +120,19 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
 
 
 def verified_weights(cfg: dict[str, Any], sha256: str | None = None, cache_dir: str | None = None) -> Path | None:
-    """The sha256-verified local weight file a resolved pretrained cfg points at.
+    """The verified local weight file a resolved pretrained cfg points at.
 
     Sources, in timm's order: ``hf-hub:`` names and ``local-dir:`` folders (verified
-    against the export's ``config.json``), an explicit ``file`` (verified against
-    ``sha256``, its folder's ``config.json`` or the manifest), the entry's bundled
-    copy or Hub file at the manifest's pinned revision, any other ``hf_hub_id``
-    holding an export folder. A ``state_dict`` given in memory is not a file and
-    is returned as None (nothing to verify).
+    against the export's ``config.json``), an explicit ``file`` (a file the user names:
+    :func:`~rr_zoo.weights.verified_user_file` checks ``sha256``, its folder's
+    ``config.json`` or the manifest when any records a hash, and loads a plain
+    safetensors file as it is), the entry's bundled copy or Hub file at the manifest's
+    pinned revision, any other ``hf_hub_id`` holding an export folder. A ``state_dict``
+    given in memory is not a file and is returned as None (nothing to verify).
 
     Raises:
         UnpublishedWeightsError: an entry without weights and no file given.
-        WeightsHashError: a file whose expected hash is unknown or differs.
+        WeightsHashError: a file that differs from its recorded or pinned hash, or is not safetensors.
     """
     source, file, hub_id = cfg.get("source") or "", cfg.get("file"), cfg.get("hf_hub_id")
     if cfg.get("state_dict") is not None and source not in ("hf-hub", "local-dir"):
@@ -141,25 +142,87 @@ def verified_weights(cfg: dict[str, Any], sha256: str | None = None, cache_dir: 
     if source == "local-dir":
         return verified_export_file(file, "backbone")
     entry = _entry_for(cfg)
-    if entry is not None:
-        return verified_entry_file(entry, "backbone", file=file, sha256=sha256, cache_dir=cache_dir)
     if file is not None:
-        path = Path(file)
-        if path.is_dir():
-            return verified_export_file(path, "backbone")
-        record = expected_record(path, "backbone", sha256)  # the file's own record, matched by name
-        if record is not None:
-            return verify_file(path, record.sha256, record.size, what=str(path))
-        raise WeightsHashError(
-            f"no expected sha256 for {path}: pass sha256=... (the digest you trust), or load the export folder "
-            "written by `python -m training export` (its config.json records the hash)."
-        )
+        return verified_user_file(file, "backbone", sha256, entry)
+    if entry is not None:
+        return verified_entry_file(entry, "backbone", cache_dir=cache_dir)
     if hub_id:
         return verified_hub_export_file(hub_id, "backbone", cache_dir)
     raise UnpublishedWeightsError(
         f"{cfg.get('architecture')!r} has no zoo entry or weight file; pick a tag (e.g. "
         f"{cfg.get('architecture')}.cifar10) or pass pretrained_cfg_overlay=dict(file=PATH)"
     )
+
+
+def _listing(keys: set[str] | list[str], limit: int = 6) -> str:
+    keys = sorted(keys)
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+class StrictFilter:
+    """timm ``filter_fn`` that loads every tensor of the weights or fails naming the keys.
+
+    After :func:`checkpoint_filter_fn` (wrappers and relation-head tensors removed), the
+    state dict must fit the model exactly, except that a model built with a classifier
+    (``num_classes > 0``) may take backbone-only weights: its new ``fc`` keeps the
+    model's own initialisation, and only because the weights hold no ``fc``. A classifier
+    in the weights is loaded when ``num_classes`` matches it; any other difference
+    (a classifier the model lacks or sizes differently, keys missing or unexpected,
+    shapes) is a :class:`CheckpointFormatError` that names the keys and the fix. The
+    first convolution's input channels are left to timm, which adapts them for
+    ``in_chans``.
+
+    Attributes:
+        source: What the weights are, for error messages (a path).
+        variant: The model name asked for.
+        file_classes: Classes of the classifier found in the weights (0: none), set when filtering.
+    """
+
+    def __init__(self, source: str, variant: str, classifier: str = "fc", first_conv: str | None = None):
+        self.source, self.variant, self.classifier, self.first_conv = source, variant, classifier, first_conv
+        self.file_classes = 0
+
+    def __call__(self, state_dict: dict[str, Any], model: nn.Module) -> dict[str, torch.Tensor]:
+        """Check ``state_dict`` against ``model``; return it with the new classifier's own tensors added."""
+        state = checkpoint_filter_fn(state_dict, model)
+        own = model.state_dict()
+        head_keys = {f"{self.classifier}.weight", f"{self.classifier}.bias"}
+        file_head = head_keys & set(state)
+        num_classes = int(getattr(model, "num_classes", 0))
+        where = f"the weights {self.source}"
+        if file_head:
+            weight = state.get(f"{self.classifier}.weight")
+            self.file_classes = int(weight.shape[0]) if weight is not None and weight.ndim == 2 else -1
+            if self.file_classes != num_classes:
+                raise CheckpointFormatError(
+                    f"{where} hold a {self.file_classes}-class classifier ({_listing(file_head)}) and "
+                    f"{self.variant!r} was built with num_classes={num_classes}: pass num_classes={self.file_classes} "
+                    "to load it whole (then model.reset_classifier(N) for another head, or reset_classifier(0) for "
+                    "features only), or load a file without the head.")
+        unexpected = set(state) - set(own)
+        missing = set(own) - set(state) - (set() if file_head else head_keys)
+        first = f"{self.first_conv}.weight" if self.first_conv else None
+        shapes = [k for k in set(state) & set(own) if state[k].shape != own[k].shape
+                  and not (k == first and state[k].ndim == 4 and state[k].shape[0] == own[k].shape[0]
+                           and state[k].shape[2:] == own[k].shape[2:])]
+        problems = []
+        if unexpected:
+            problems.append(f"{len(unexpected)} key(s) the model has no place for ({_listing(unexpected)})")
+        if missing:
+            problems.append(f"{len(missing)} key(s) of the model missing from the weights ({_listing(missing)})")
+        if shapes:
+            problems.append("shape differences (" + ", ".join(
+                f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(shapes)[:4]) + ")")
+        if problems:
+            arch = self.variant.split(".")[0]
+            raise CheckpointFormatError(
+                f"{where} do not fit {self.variant!r}: " + "; ".join(problems)
+                + f". They are weights of another architecture, or not a {arch} backbone; pick the zoo entry of "
+                "their architecture (`python -m rr_zoo list`), or the in_chans they were trained with.")
+        for key in (set(own) - set(state)):  # only the new classifier, which the weights do not hold
+            state[key] = own[key]
+        return state
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -192,17 +255,24 @@ def _create(variant: str, arch: str, pretrained: bool = False, *, trainable: boo
     cfg = resolve_pretrained_cfg(variant, kwargs.pop("pretrained_cfg", None),
                                  kwargs.pop("pretrained_cfg_overlay", None)).to_dict()
     path = verified_weights(cfg, sha256=sha256, cache_dir=kwargs.get("cache_dir"))
-    if path is not None:  # timm reads the verified local file (safetensors only: nothing is unpickled)
-        require_safetensors(path)
-        cfg.update(file=str(path), source="", state_dict=None)
+    if path is not None:  # read here, safetensors only (nothing is unpickled); timm gets the tensors
+        cfg.update(state_dict=load_safetensors(path), file=str(path), source="")
+    loader = StrictFilter(str(path) if path is not None else "(state_dict)", variant,
+                          cfg.get("classifier") or "fc", cfg.get("first_conv"))
+    # timm drops a classifier whenever num_classes differs from the cfg's: make them agree, so that every tensor
+    # of the weights reaches StrictFilter, which loads it or says why not
+    cfg["num_classes"] = 0 if kwargs.get("features_only") else kwargs.setdefault("num_classes", cfg["num_classes"])
     try:
         model = build_model_with_cfg(builder, variant, pretrained=True, pretrained_cfg=cfg,
-                                     pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
-    except RuntimeError as exc:  # timm's load_state_dict: missing/unexpected keys, shape mismatch
+                                     pretrained_filter_fn=loader, **kwargs)
+    except RuntimeError as exc:  # timm's first-conv adaptation or load_state_dict
         raise CheckpointFormatError(
-            f"weights {path or '(state_dict)'} do not fit {variant!r} with the given arguments "
-            f"(architecture or in_chans mismatch?): {exc}"
-        ) from exc
+            f"the weights {loader.source} do not fit {variant!r} with the given arguments: {exc}") from exc
+    finally:
+        cfg["state_dict"] = None
+    model.pretrained_cfg.update(state_dict=None)  # the cfg describes the weights: their classes, not a live copy
+    if "num_classes" in model.pretrained_cfg:
+        model.pretrained_cfg["num_classes"] = max(loader.file_classes, 0)
     return model if trainable else freeze(model)
 
 
@@ -221,7 +291,7 @@ Args:
     pretrained: Load the entry's weights (sha256-verified) and return a frozen feature
         extractor (eval mode, FrozenBatchNorm2d, ``requires_grad=False``).
     trainable: With ``pretrained=True``, return an ordinary trainable model instead.
-    sha256: Expected digest of a weight file given through ``pretrained_cfg_overlay``.
+    sha256: Pin a weight file given through ``pretrained_cfg_overlay`` to this digest.
     **kwargs: timm model kwargs: ``num_classes`` (0: pooled {num_features}-d features; n > 0 adds a linear
         head, trainable even when the backbone is frozen), ``in_chans``, ``global_pool``, ``drop_rate``,
         ``drop_path_rate``, ``drop_block_rate``, ``bn_momentum``, ``bn_eps``, ``features_only``, ``device``,

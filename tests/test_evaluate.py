@@ -109,6 +109,16 @@ def test_export_then_load_everywhere(run_dir, tmp_path):
             assert torch.equal(model(x), expected)
 
 
+def test_evaluate_reads_the_entry_of_an_export_folder(run_dir, tmp_path):
+    out = tmp_path / "export"
+    assert training_main(["export", "--checkpoint", str(run_dir / "checkpoint.pt"), "--out", str(out)]) == 0
+    assert training_main(["evaluate", "knn", "--weights", str(out), "--out", str(tmp_path / "eval"), *SMALL]) == 0
+    result = json.loads((tmp_path / "eval" / "knn_cifar10_jpeg.json").read_text())
+    assert result["entry"] == "rr_conv4_cifar10" and "--entry" not in result["metric"]["command"]
+    from_checkpoint, _ = _evaluate("knn", run_dir, tmp_path / "ckpt")
+    assert result["value"] == from_checkpoint["value"]
+
+
 def test_publish_to_local_hub_then_load(run_dir, tmp_path, monkeypatch):
     import shutil
 

@@ -323,8 +323,9 @@ def test_launcher_runs_a_script_with_the_zoo_registered(tmp_path):
     assert bad.returncode == 2 and "is not a file" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_loose_file_is_verified_by_its_own_record_not_its_folders_backbone(tmp_path):
-    """A file beside an export's config.json that the config does not list has no known hash: refused."""
+def test_loose_file_is_judged_by_its_own_record_not_its_folders_backbone(tmp_path):
+    """A file beside an export's config.json that the config does not list is the user's own file: it loads
+    as what it is (no hash to check), never against the folder's backbone record; a listed file is verified."""
     from safetensors.torch import save_file
 
     from rr_zoo.errors import WeightsHashError
@@ -335,12 +336,17 @@ def test_loose_file_is_verified_by_its_own_record_not_its_folders_backbone(tmp_p
     model = timm.create_model("rr_conv4_cifar10")
     folder = write_export_folder(tmp_path / "export", entry, model.state_dict(), RelationHead(128).state_dict())
     other = folder / "other.safetensors"
-    save_file(timm.create_model("rr_conv4_cifar10").state_dict(), str(other))
+    torch.manual_seed(1)
+    other_model = timm.create_model("rr_conv4_cifar10").eval()
+    save_file(other_model.state_dict(), str(other))
     cfg = dict(architecture="conv4_rr", file=str(other), input_size=(3, 32, 32), first_conv="layer1.conv",
                num_classes=0, classifier="fc")
-    with pytest.raises(WeightsHashError, match="no expected sha256"):
-        timm.create_model("conv4_rr", pretrained=True, pretrained_cfg=cfg)
+    x = _input("rr_conv4_cifar10")
+    loose = timm.create_model("conv4_rr", pretrained=True, pretrained_cfg=cfg)
+    torch.testing.assert_close(loose(x), other_model(x))
     listed_cfg = {**cfg, "file": str(folder / "model.safetensors")}
     listed = timm.create_model("conv4_rr", pretrained=True, pretrained_cfg=listed_cfg)
-    x = _input("rr_conv4_cifar10")
     torch.testing.assert_close(listed(x), model.eval()(x))
+    (folder / "model.safetensors").write_bytes(other.read_bytes())
+    with pytest.raises(WeightsHashError, match="no longer matches its record"):
+        timm.create_model("conv4_rr", pretrained=True, pretrained_cfg=listed_cfg)

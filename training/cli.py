@@ -100,7 +100,8 @@ def _evaluate_parser(p: argparse.ArgumentParser) -> None:
                    help="zoo entry (python -m rr_zoo list): architecture, preprocessing and, unless --weights, "
                         "its published weights")
     p.add_argument("--weights", default=None,
-                   help="'random' (lower bound), a training checkpoint .pt, a safetensors file or export folder")
+                   help="'random' (lower bound), a training checkpoint .pt, a safetensors file or an export folder "
+                        "(a checkpoint or export folder names its own entry: --entry not needed)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="classifier seeds; several give mean ± std (default 0; with --check, the published seeds)")
     add_flags(p, EvalSpec, defaults={"dataset": None, "out": None},

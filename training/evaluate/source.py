@@ -51,7 +51,8 @@ def load_backbone(entry: str | None = None, weights: str | None = None, seed: in
     """Build the backbone to evaluate.
 
     Args:
-        entry: Zoo entry (architecture and preprocessing). Optional for training checkpoints.
+        entry: Zoo entry (architecture and preprocessing). Optional for training checkpoints and export
+            folders (their config.json names the entry).
         weights: None (the entry's published weights), ``"random"`` (random init, seeded: the
             lower bound), a training checkpoint ``.pt``, or a safetensors file / export folder.
         seed: Seed of the random init.
@@ -71,9 +72,14 @@ def load_backbone(entry: str | None = None, weights: str | None = None, seed: in
 
         ckpt = load_checkpoint(weights)
         entry = entry or ckpt.entry
+    elif entry is None and weights not in (None, "random") and export_folder(weights) is not None:
+        from rr_zoo.export_format import read_export_config
+
+        entry = read_export_config(export_folder(weights)).entry  # the folder's config.json names its entry
     if entry is None:
         raise RecipeError("say which network to evaluate: --entry NAME (a zoo entry, see `python -m rr_zoo list`) "
-                          "or --weights CHECKPOINT.pt; --weights random or a safetensors file also needs --entry")
+                          "or --weights CHECKPOINT.pt / EXPORT_FOLDER; --weights random or a loose safetensors "
+                          "file also needs --entry")
     zoo_entry = load_manifest().get(entry)
     if weights == "random":
         torch.manual_seed(seed)
