@@ -23,6 +23,7 @@ _SIGNATURE = _inspect.Signature([
     _P("trainable", _P.KEYWORD_ONLY, default=False, annotation=bool),
     _P("weights", _P.KEYWORD_ONLY, default=None, annotation="str | os.PathLike | None"),
     _P("sha256", _P.KEYWORD_ONLY, default=None, annotation="str | None"),
+    _P("release", _P.KEYWORD_ONLY, default=None, annotation="str | None"),
     _P("kwargs", _P.VAR_KEYWORD),
 ])
 
@@ -30,8 +31,11 @@ _SIGNATURE = _inspect.Signature([
 def _doc(name):
     entry = _get_entry(name)
     if entry.published:
-        status = ("Published: pretrained=True (the default) loads its sha256-verified weights as a frozen "
-                  "feature extractor (eval mode, FrozenBatchNorm2d, no gradients).")
+        releases = "\n".join(f"    {tag}: {r.summary()}{' (default)' if tag == entry.default_release else ''}"
+                              for tag, r in entry.releases.items())
+        status = (f"Published: pretrained=True (the default) loads its default release, {entry.default_release}, "
+                  "sha256-verified, as a frozen feature extractor (eval mode, FrozenBatchNorm2d, no gradients); "
+                  f"release=TAG loads another. Releases:\n{releases}")
     else:
         status = ("Unpublished: no weights yet, so load it with pretrained=False (random init) or "
                   "weights=PATH (an export folder or safetensors file); pretrained=True raises "
@@ -46,15 +50,16 @@ Keyword args:
     weights: local export folder or safetensors file to load instead, every tensor of it (an export folder is
         verified by its config.json; a classifier in the file needs the matching num_classes).
     sha256: pin ``weights`` to this digest.
+    release: tag of the release to load (default: the entry's default release).
     **kwargs: timm model kwargs (num_classes, in_chans, global_pool, drop_rate, drop_path_rate,
         features_only, ...); see rr_zoo.create_model and timm.create_model.
 """
 
 
 def _hub_entry(name):
-    def entry(*, pretrained=True, trainable=False, weights=None, sha256=None, **kwargs):
+    def entry(*, pretrained=True, trainable=False, weights=None, sha256=None, release=None, **kwargs):
         return _create_model(name, pretrained=pretrained, trainable=trainable, weights=weights, sha256=sha256,
-                             **kwargs)
+                             release=release, **kwargs)
 
     entry.__name__ = entry.__qualname__ = name
     entry.__doc__ = _doc(name)

@@ -12,6 +12,7 @@ from rr_zoo.errors import (
     CheckpointFormatError,
     InputShapeError,
     ManifestError,
+    ReleaseChangeError,
     RRZooError,
     UnknownModelError,
     UnpublishedWeightsError,
@@ -22,10 +23,10 @@ from rr_zoo.errors import (
 
 def _load() -> None:
     """Import the library (torch, timm) and register the zoo with timm."""
-    global create_model, create_relation_head, get_entry, get_transform, list_models
+    global create_model, create_relation_head, get_entry, get_transform, list_models, list_releases
     global RelationHead, focal_loss, make_pairs, relation_score
     from rr_zoo import timm_models  # noqa: F401  (registers the zoo with timm)
-    from rr_zoo.api import create_model, create_relation_head, get_entry, get_transform, list_models
+    from rr_zoo.api import create_model, create_relation_head, get_entry, get_transform, list_models, list_releases
     from rr_zoo.relation import RelationHead, focal_loss, make_pairs, relation_score
 
 
@@ -52,8 +53,8 @@ else:
 
 __version__ = "0.1.0"
 __all__ = [
-    "CheckpointFormatError", "InputShapeError", "ManifestError", "RRZooError", "RelationHead",
+    "CheckpointFormatError", "InputShapeError", "ManifestError", "RRZooError", "RelationHead", "ReleaseChangeError",
     "UnknownModelError", "UnpublishedWeightsError", "WeightsHashError", "WeightsNotFoundError",
     "create_model", "create_relation_head", "focal_loss", "get_entry", "get_transform", "list_models",
-    "make_pairs", "relation_score",
+    "list_releases", "make_pairs", "relation_score",
 ]

@@ -37,6 +37,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for name in names:
         entry = get_entry(name)
         print(f"{name:32s} {entry.timm_name:30s} {entry.status:12s} {entry.description}")
+        for tag, release in entry.releases.items():  # each release: its own timm name; the default one is marked
+            mark = "default" if tag == entry.default_release else ""
+            linear = next((m for m in release.metrics if m["task"] == "linear" and not m.get("baseline")
+                           and m["dataset"] == release.recipe["dataset"]), None)
+            score = f"; linear {linear['value']:.2f}" if linear else ""
+            print(f"  {'':30s} {entry.release_name(tag):30s} {mark:12s} {release.summary()}{score}")
     return 0
 
 
@@ -198,13 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
                      "convert and try pretrained backbones.", epilog="`python -m rr_zoo COMMAND --help` shows a "
                      "command's options.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("list", help="list zoo entries", description="list zoo entries")
+    p = sub.add_parser("list", help="list zoo entries and their weight releases",
+                       description="list zoo entries and, under each, its weight releases (timm name, what was "
+                                   "trained, linear accuracy); the entry's alias and timm name load the release "
+                                   "marked default")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'rr_resnet32_*'")
     p.add_argument("--published", action="store_true", help="only entries with weights")
     p.set_defaults(fn=_cmd_list)
     p = sub.add_parser("download", help="pre-fetch entries' weights (Hub cache) for offline use",
                        description="pre-fetch entries' weights (Hub cache) for offline use")
-    p.add_argument("names", nargs="+", help="published zoo entries (python -m rr_zoo list --published)")
+    p.add_argument("names", nargs="+", help="published zoo entries (their default release) or release timm names "
+                                            "(python -m rr_zoo list --published)")
     p.add_argument("--cache-dir", default=None, help="huggingface_hub cache folder")
     p.set_defaults(fn=_cmd_download)
     p = sub.add_parser("convert", help="convert an original .tar checkpoint to safetensors",

@@ -17,6 +17,15 @@ from rr_zoo.relation import RelationHead, relation_input_features
 from rr_zoo.weights import load_entry_state_dict
 
 
+def list_releases(pattern: str = "*") -> list[str]:
+    """timm names of every published release (``resnet32_rr.cifar10_jpeg_e30_k4``), each loadable by name.
+
+    Args:
+        pattern: Shell-style filter, e.g. ``"resnet32_rr.*"``.
+    """
+    return [n for n in load_manifest().release_names() if fnmatch.fnmatch(n, pattern)]
+
+
 def list_models(pattern: str = "*", published_only: bool = False) -> list[str]:
     """Names (aliases) of zoo entries.
 
@@ -36,11 +45,13 @@ def get_entry(name: str) -> ZooEntry:
 
 
 def create_model(name: str, pretrained: bool = False, weights: str | os.PathLike | None = None,
-                 trainable: bool = False, sha256: str | None = None, **kwargs: Any) -> nn.Module:
+                 trainable: bool = False, sha256: str | None = None, release: str | None = None,
+                 **kwargs: Any) -> nn.Module:
     """Build a zoo backbone, optionally with verified pretrained weights.
 
     Args:
-        name: Entry alias (``rr_resnet32_cifar100``) or timm name (``resnet32_rr.cifar100``).
+        name: Entry alias (``rr_resnet32_cifar100``), its timm name (``resnet32_rr.cifar100``), both
+            loading the entry's default release, or a release's timm name (``resnet32_rr.cifar10_jpeg_e30_k4``).
         pretrained: Load the published weights (bundled copy or Hub at the pinned revision).
         weights: Local safetensors file or export folder to load instead (implies ``pretrained``).
             Every tensor of it is loaded, or the call fails naming the keys: a classifier in the
@@ -50,6 +61,8 @@ def create_model(name: str, pretrained: bool = False, weights: str | os.PathLike
         trainable: Keep a pretrained model trainable; by default it is frozen
             (eval mode, ``requires_grad=False``; a classifier stays trainable).
         sha256: Pin ``weights`` to this digest (checked before reading).
+        release: Tag of the entry's release to load (implies ``pretrained``; ``python -m rr_zoo list``
+            shows them); default: the release ``name`` names, else the entry's default release.
         **kwargs: timm model kwargs, e.g. ``num_classes=10``.
 
     Returns:
@@ -62,16 +75,20 @@ def create_model(name: str, pretrained: bool = False, weights: str | os.PathLike
     import timm
 
     entry = get_entry(name)
+    if release is not None:
+        if weights is not None:
+            raise ValueError("pass weights= (your own file) or release= (a published release), not both")
+        entry, pretrained = entry.with_release(release), True
     if weights is not None:
         pretrained = True
         folder = export_folder(weights)  # its config.json may record other preprocessing (a user's dataset)
         overlay = {} if folder is None else _preprocessing_cfg(entry, read_export_config(folder).preprocessing)
         kwargs["pretrained_cfg_overlay"] = dict(file=os.fspath(weights), **overlay)
-    return timm.create_model(entry.name, pretrained=pretrained, trainable=trainable, sha256=sha256, **kwargs)
+    return timm.create_model(entry.weights_name, pretrained=pretrained, trainable=trainable, sha256=sha256, **kwargs)
 
 
 def create_relation_head(name: str, pretrained: bool = False, weights: str | os.PathLike | None = None,
-                         sha256: str | None = None) -> RelationHead:
+                         sha256: str | None = None, release: str | None = None) -> RelationHead:
     """Build the relation head of a zoo entry (for :func:`rr_zoo.relation_score`).
 
     Args:
@@ -79,11 +96,13 @@ def create_relation_head(name: str, pretrained: bool = False, weights: str | os.
         pretrained: Load the entry's published ``relation_head.safetensors``.
         weights: Local file or export folder to load instead (implies ``pretrained``).
         sha256: Pin ``weights`` to this digest.
+        release: Tag of the entry's release (implies ``pretrained``); default: the entry's default release.
 
     Returns:
         The head, in eval mode when pretrained.
     """
-    entry = get_entry(name)
+    entry = get_entry(name).with_release(release)
+    pretrained = pretrained or release is not None
     head = RelationHead(relation_input_features(entry.num_features, entry.recipe["aggregation"]),
                         hidden=entry.recipe.get("relation_hidden", 256))
     if pretrained or weights is not None:

@@ -1,4 +1,6 @@
-"""README tables generated from the manifest (``python -m rr_zoo.docs --write`` updates README.md)."""
+"""Tables generated from the manifest (``python -m rr_zoo.docs --write``): in README.md the zoo's entries with
+their releases and each entry's default release with its measurements; in docs/results.md every release's
+measurements. Each number comes with the command that produces it."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ BEGIN, END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
 RESULTS_BEGIN, RESULTS_END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
 
 
-def _find(entry, task: str, dataset: str | None = None, baseline: str | None = None) -> dict | None:
-    for m in entry.metrics:
+def _find(metrics, task: str, dataset: str | None = None, baseline: str | None = None) -> dict | None:
+    for m in metrics:
         if m["task"] == task and (dataset is None or m["dataset"] == dataset) and m.get("baseline") == baseline:
             return m
     return None
@@ -27,24 +29,27 @@ def _fmt(m: dict | None) -> str:
     return f"{m['value']:.2f}{std}"
 
 
-def _metric(entry, task: str, dataset: str | None = None, baseline: str | None = None) -> str:
-    return _fmt(_find(entry, task, dataset, baseline))
+def _entries():
+    return sorted(load_manifest().entries.values(), key=lambda e: (not e.published, e.name))
 
 
-def _trained_recipe(entry) -> dict:
-    return (entry.provenance or {}).get("recipe", entry.recipe)
+def _releases(entry):
+    """The entry's releases, default first, then the rest by tag."""
+    return sorted(entry.releases.values(), key=lambda r: (r.tag != entry.default_release, r.tag))
 
 
 def zoo_table() -> str:
-    """Markdown table of every entry (status, recipe, size, measured and paper results)."""
-    rows = ["| entry | timm name | data | K | epochs | params | status | linear (ours) | paper |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for entry in sorted(load_manifest().entries.values(), key=lambda e: (not e.published, e.name)):
-        recipe = _trained_recipe(entry)
+    """Markdown table of every entry: the paper's recipe (the default for retraining), size, releases, paper."""
+    rows = ["| entry | timm name | paper recipe (data, K, epochs) | params | releases (timm name; * = default) "
+            "| paper |",
+            "|---|---|---|---|---|---|"]
+    for entry in _entries():
+        r = entry.recipe
         paper = "; ".join(f"{p['task']} {p['dataset']} {p['value']}" for p in entry.paper_results) or "–"
-        rows.append(
-            f"| `{entry.name}` | `{entry.timm_name}` | {recipe['dataset']} | {recipe['k']} | {recipe['epochs']} | "
-            f"{entry.num_params:,} | {entry.status} | {_metric(entry, 'linear', recipe['dataset'])} | {paper} |")
+        releases = "<br>".join(f"`{entry.release_name(rel.tag)}`{'*' if rel.tag == entry.default_release else ''}"
+                               for rel in _releases(entry)) or "unpublished"
+        rows.append(f"| `{entry.name}` | `{entry.timm_name}` | {r['dataset']}, {r['k']}, {r['epochs']} | "
+                    f"{entry.num_params:,} | {releases} | {paper} |")
     return "\n".join(rows)
 
 
@@ -52,28 +57,37 @@ RESULT_COLUMNS = (("linear", None), ("knn", None), ("retrieval", None), ("linear
                   ("linear", "supervised"))
 
 
-def results_table() -> str:
-    """Published entries: what they were trained with and how they score, each number with its command."""
-    rows = ["| entry | data | K | epochs | train wall time | linear | kNN | retrieval P@10 | random init (linear) "
-            "| supervised (linear) | paper, same backbone + data |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+def results_table(default_only: bool = False) -> str:
+    """Releases: what each was trained with and how it scores, each number with its command.
+
+    Args:
+        default_only: Only each entry's default release (README); else every release (docs/results.md).
+    """
+    rows = ["| release (timm name) | entry | data | K | epochs | precision | train wall time | linear | kNN "
+            "| retrieval P@10 | random init (linear) | supervised (linear) | paper, same backbone + data |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     commands = []
     for entry in sorted(load_manifest().entries.values(), key=lambda e: e.name):
-        if not entry.published:
-            continue
-        recipe = _trained_recipe(entry)
-        found = [_find(entry, task, recipe["dataset"], baseline) for task, baseline in RESULT_COLUMNS]
-        wall = (entry.provenance or {}).get("wall_time_s")
-        paper = "; ".join(f"{p['task']} {p['value']}" for p in entry.paper_results if p["dataset"] == entry.dataset)
-        rows.append(f"| `{entry.name}` | {recipe['dataset']} | {recipe['k']} | {recipe['epochs']} | "
-                    f"{'–' if wall is None else f'{wall / 60:.0f} min'} | " + " | ".join(map(_fmt, found))
-                    + f" | {paper or 'not in the main text'} |")
-        commit = entry.provenance.get("code_commit")
-        at = f" (code commit {commit[:7]})" if commit else ""
-        commands.append(f"- `{entry.name}` pretraining{at}: `{entry.provenance['command']}`")
-        for (task, baseline), m in zip(RESULT_COLUMNS, found):
-            if m is not None:
-                commands.append(f"- `{entry.name}` {task}{f' ({baseline})' if baseline else ''}: `{m['command']}`")
+        for release in _releases(entry):
+            if default_only and release.tag != entry.default_release:
+                continue
+            name = entry.release_name(release.tag)
+            recipe = release.recipe
+            found = [_find(release.metrics, task, recipe["dataset"], baseline) for task, baseline in RESULT_COLUMNS]
+            wall = release.provenance.get("wall_time_s")
+            paper = "; ".join(f"{p['task']} {p['value']}" for p in entry.paper_results
+                              if p["dataset"] == entry.dataset)
+            default = " (default)" if release.tag == entry.default_release else ""
+            rows.append(f"| `{name}`{default} | `{entry.name}` | {recipe['dataset']} | {recipe['k']} | "
+                        f"{recipe['epochs']} | {release.provenance.get('precision', '–')} | "
+                        f"{'–' if wall is None else f'{wall / 60:.0f} min'} | " + " | ".join(map(_fmt, found))
+                        + f" | {paper or 'not in the main text'} |")
+            commit = release.provenance.get("code_commit")
+            at = f" (code commit {commit[:7]})" if commit else ""
+            parts = [f"pretraining{at}: `{release.provenance['command']}`"]
+            parts += [f"{task}{f' ({baseline})' if baseline else ''}: `{m['command']}`"
+                      for (task, baseline), m in zip(RESULT_COLUMNS, found) if m is not None]
+            commands.append(f"- `{name}`: " + "; ".join(parts))
     return ("\n".join(rows) + "\n\n<details><summary>Commands that produce each number</summary>\n\n"
             + "\n".join(commands) + "\n\n</details>")
 
@@ -82,18 +96,26 @@ def _replace(text: str, begin: str, end: str, body: str) -> str:
     return re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S)
 
 
-def update_readme(path: Path) -> bool:
-    """Replace the tables between their markers in README; returns True if anything changed."""
-    text = path.read_text()
-    new = _replace(_replace(text, BEGIN, END, zoo_table()), RESULTS_BEGIN, RESULTS_END, results_table())
-    if new != text:
-        atomic_write(path, new)
-    return new != text
+def update_readme(path: Path, results: Path | None = None) -> bool:
+    """Replace the generated tables between their markers: README (the zoo, each entry's default release) and
+    ``results`` (every release; default: docs/results.md beside README). Returns True if anything changed."""
+    results = results or path.parent / "docs" / "results.md"
+    changed = False
+    for file, tables in ((path, ((BEGIN, END, zoo_table()), (RESULTS_BEGIN, RESULTS_END, results_table(True)))),
+                         (results, ((RESULTS_BEGIN, RESULTS_END, results_table()),))):
+        text = file.read_text()
+        new = text
+        for begin, end, body in tables:
+            new = _replace(new, begin, end, body)
+        if new != text:
+            atomic_write(file, new)
+            changed = True
+    return changed
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", action="store_true", help="update README.md in place")
+    parser.add_argument("--write", action="store_true", help="update README.md and docs/results.md in place")
     parser.add_argument("--readme", default="README.md")
     args = parser.parse_args()
     if args.write:

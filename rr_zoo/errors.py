@@ -41,5 +41,9 @@ class ManifestError(RRZooError, ValueError):
     """``weights_manifest.json`` does not follow the schema."""
 
 
+class ReleaseChangeError(RRZooError, ValueError):
+    """An attempt to change a published release (its files, Hub revision or a metric it has): releases are immutable."""
+
+
 class CheckpointFormatError(RRZooError, ValueError):
     """A checkpoint file that is not in the expected layout."""

@@ -1,8 +1,9 @@
 """timm registration, generated from the manifest.
 
 Importing this module registers, for every architecture, a timm model
-``<arch>_rr`` whose pretrained tags are the manifest entries (``resnet32_rr.cifar100``),
-and for every entry an alias model ``rr_<arch>_<dataset>`` with that entry's cfg.
+``<arch>_rr`` whose pretrained tags are the manifest entries (``resnet32_rr.cifar100``:
+the entry's default release) and every release (``resnet32_rr.cifar10_jpeg_e30_k4``),
+and for every entry an alias model ``rr_<arch>_<dataset>`` with its default release's cfg.
 ``default_cfgs`` is generated here from the manifest; nothing is written twice.
 
 Pretrained loading goes through timm's builder (``build_model_with_cfg``): timm
@@ -50,14 +51,23 @@ def pool_size(architecture: str, input_size: tuple[int, int, int]) -> tuple[int,
     return tuple(model.forward_features(torch.empty(1, *input_size, device="meta")).shape[-2:])
 
 
+def release_description(entry: ZooEntry) -> str:
+    """The entry's description plus what its selected release holds (which release, how it was trained)."""
+    release = entry.release
+    if release is None:
+        return entry.description
+    which = "default release" if release.tag == entry.default_release else "release"
+    return f"{entry.description} Weights: {which} {entry.release_name(release.tag)}, {release.summary()}."
+
+
 def pretrained_cfg(entry: ZooEntry, preprocessing: dict[str, Any] | None = None) -> dict[str, Any]:
-    """timm pretrained cfg of a zoo entry (preprocessing, pool size, licence, Hub id when published).
+    """timm pretrained cfg of a zoo entry's selected release (preprocessing, pool size, licence, Hub id).
 
     Args:
-        entry: The zoo entry.
-        preprocessing: Overrides of the entry's ``preprocessing`` (e.g. a user dataset's mean/std).
+        entry: The zoo entry (its default release, or the one selected with :meth:`ZooEntry.with_release`).
+        preprocessing: Overrides of the weights' preprocessing (e.g. a user dataset's mean/std).
     """
-    pre = {**entry.preprocessing, **(preprocessing or {})}
+    pre = {**entry.weights_preprocessing, **(preprocessing or {})}
     input_size = tuple(pre["input_size"])
     cfg = dict(
         input_size=input_size,
@@ -72,7 +82,7 @@ def pretrained_cfg(entry: ZooEntry, preprocessing: dict[str, Any] | None = None)
         license=entry.license,
         paper_ids=entry.paper_ids,
         paper_name=PAPER_NAME,
-        description=entry.description,
+        description=release_description(entry),
         origin_url=ORIGIN_URL,
     )
     if entry.published:
@@ -86,9 +96,12 @@ def _entries() -> list[ZooEntry]:
     return sorted(_MANIFEST.entries.values(), key=lambda e: (not e.published, e.name))
 
 
-default_cfgs = generate_default_cfgs(
-    {**{e.timm_name: pretrained_cfg(e) for e in _entries()}, **{e.name: pretrained_cfg(e) for e in _entries()}}
-)
+# per architecture: entry tags first (an entry's tag loads its default release), then one tag per release
+default_cfgs = generate_default_cfgs({
+    **{e.timm_name: pretrained_cfg(e) for e in _entries()},
+    **{e.release_name(tag): pretrained_cfg(e.with_release(tag)) for e in _entries() for tag in e.releases},
+    **{e.name: pretrained_cfg(e) for e in _entries()},
+})
 
 
 def _entry_for(cfg: dict[str, Any]) -> ZooEntry | None:
@@ -278,7 +291,10 @@ def _create(variant: str, arch: str, pretrained: bool = False, *, trainable: boo
 
 def _status_doc(entry: ZooEntry) -> str:
     if entry.published:
-        return "Published: pretrained=True loads its sha256-verified weights."
+        others = [entry.release_name(t) for t in entry.releases if t != entry.default_release]
+        return (f"Published: pretrained=True loads its default release, {entry.release_name(entry.default_release)} "
+                f"({entry.release.summary()}), sha256-verified."
+                + (f" Other releases: {', '.join(others)}." if others else ""))
     return ("Unpublished: no weights yet, pretrained=True raises UnpublishedWeightsError (train it with "
             "`python -m training pretrain`, or pass pretrained_cfg_overlay=dict(file=...)).")
 
@@ -322,7 +338,9 @@ def _make_entrypoint(fn_name: str, arch: str, doc: str):
 for _arch in ARCHITECTURES:
     _make_entrypoint(f"{_arch}_rr", _arch,
                      f"{get_architecture(_arch).description}, relational-reasoning zoo architecture. "
-                     f"Pick weights with a tag: timm.create_model('{_arch}_rr.<dataset>', pretrained=True).")
+                     f"Pick weights with a tag: timm.create_model('{_arch}_rr.<dataset>', pretrained=True) loads "
+                     "that entry's default release, timm.create_model('<arch>_rr.<release tag>', pretrained=True) "
+                     "one release (timm.list_pretrained('*_rr*') lists them).")
 for _entry in _MANIFEST.entries.values():
     _make_entrypoint(_entry.name, _entry.architecture, _ENTRY_DOC.format(
         description=_entry.description, status=_status_doc(_entry), timm_name=_entry.timm_name,

@@ -136,17 +136,39 @@ def test_publish_to_local_hub_then_load(run_dir, tmp_path, monkeypatch):
         monkeypatch.setenv("RR_ZOO_MANIFEST", str(manifest))
         load_manifest.cache_clear()
         try:
-            assert training_main(["publish", str(out), "--repo-id", "rr-zoo/rr_conv4_cifar10",
-                                  "--manifest", str(manifest)]) == 0
+            before = json.loads(manifest.read_text())["entries"]["rr_conv4_cifar10"]
+            old_tag = before["default_release"]
+            assert training_main(["publish", str(out), "--tag", "cifar10_4k_e2_k4", "--default", "--repo-id",
+                                  "rr-zoo/rr_conv4_cifar10", "--manifest", str(manifest)]) == 0
             entry = json.loads(manifest.read_text())["entries"]["rr_conv4_cifar10"]
-            assert entry["status"] == "published" and entry["hub"]["revision"] == hub.head("rr-zoo/rr_conv4_cifar10")
-            model = timm.create_model("rr_conv4_cifar10", pretrained=True)
+            release = entry["releases"]["cifar10_4k_e2_k4"]
+            assert entry["default_release"] == "cifar10_4k_e2_k4"
+            assert release["hub"]["revision"] == hub.head("rr-zoo/rr_conv4_cifar10")
+            assert release["recipe"]["dataset"] == "cifar10_4k" and release["recipe"]["epochs"] == 2
+            assert entry["releases"][old_tag] == before["releases"][old_tag]  # the earlier release is untouched
+            model = timm.create_model("rr_conv4_cifar10", pretrained=True)  # the alias: the new default
             ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
             ref = rr_zoo.models.build_backbone("conv4").eval()
             ref.load_state_dict(ckpt["backbone"])
             x = torch.randn(2, 3, 32, 32)
             with torch.no_grad():
                 assert torch.equal(model(x), ref(x))
+            # publishing other weights under a published tag is refused, in one line, and changes nothing
+            written = manifest.read_text()
+            assert training_main(["publish", str(out), "--tag", old_tag, "--manifest", str(manifest)]) == 2
+            assert manifest.read_text() == written
+            # metrics evaluated after publishing are added to the release; a different value is refused
+            knn, _ = _evaluate("knn", run_dir, tmp_path)
+            metric_file = tmp_path / "eval" / "knn_cifar10_jpeg.json"
+            assert training_main(["publish", "--entry", "rr_conv4_cifar10", "--tag", "cifar10_4k_e2_k4", "--metrics",
+                                  str(metric_file), "--manifest", str(manifest)]) == 0
+            metrics = json.loads(manifest.read_text())["entries"]["rr_conv4_cifar10"]["releases"][
+                "cifar10_4k_e2_k4"]["metrics"]
+            assert metrics == [knn["metric"]]
+            changed = tmp_path / "changed.json"
+            changed.write_text(json.dumps({"metric": {**knn["metric"], "value": knn["metric"]["value"] + 1}}))
+            assert training_main(["publish", "--entry", "rr_conv4_cifar10", "--tag", "cifar10_4k_e2_k4", "--metrics",
+                                  str(changed), "--manifest", str(manifest)]) == 2
         finally:
             load_manifest.cache_clear()
 
@@ -166,11 +188,14 @@ def _evaluate_ckpt(ckpt, tmp_path):
 
 
 def test_check_compares_with_the_manifest(run_dir, tmp_path, capsys):
+    import dataclasses
+
     from training.evaluate.run import check_against_manifest
 
     entry = rr_zoo.get_entry("rr_conv4_cifar10")
-    fake = type(entry)(**{**entry.__dict__, "metrics": ({"task": "knn", "dataset": "cifar10_jpeg", "value": 50.0,
-                                                         "command": "python -m training evaluate knn"},)})
+    release = dataclasses.replace(entry.release, metrics=({"task": "knn", "dataset": "cifar10_jpeg", "value": 50.0,
+                                                           "command": "python -m training evaluate knn"},))
+    fake = dataclasses.replace(entry, releases={**entry.releases, release.tag: release})
     assert check_against_manifest(fake, "knn", "cifar10_jpeg", 50.3, 0.5) == 0
     assert check_against_manifest(fake, "knn", "cifar10_jpeg", 51.0, 0.5) == 1
     assert check_against_manifest(fake, "linear", "cifar10_jpeg", 50.0, 0.5) == 1
@@ -266,7 +291,8 @@ def test_check_uses_the_published_metric(run_dir, tmp_path, monkeypatch):
     try:
         for offset, expected_code in ((0.3, 0), (2.0, 1)):
             metric = {**knn["metric"], "value": knn["metric"]["value"] + offset}
-            data["entries"]["rr_conv4_cifar10"]["metrics"] = [
+            entry = data["entries"]["rr_conv4_cifar10"]
+            entry["releases"][entry["default_release"]]["metrics"] = [
                 {**metric, "value": 0.0, "baseline": "random_init"}, metric]
             manifest.write_text(json.dumps(data))
             load_manifest.cache_clear()

@@ -189,7 +189,8 @@ def test_bundled_weights_are_verified(zoo, tmp_path, monkeypatch):
 
     name = "rr_conv4_cifar10"
     data = json.loads(zoo.manifest_path.read_text())
-    for f in data["entries"][name]["files"]:
+    tag = data["entries"][name]["default_release"]
+    for f in data["entries"][name]["releases"][tag]["files"]:
         f["bundled"] = True
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(data))
@@ -198,9 +199,9 @@ def test_bundled_weights_are_verified(zoo, tmp_path, monkeypatch):
     monkeypatch.setattr(manifest_mod, "BUNDLED_DIR", tmp_path / "bundled")
     load_manifest.cache_clear()
     try:
-        shutil.copytree(zoo.exports[name], tmp_path / "bundled" / name)
+        shutil.copytree(zoo.exports[name], tmp_path / "bundled" / name / tag)
         assert torch.equal(_features(rr_zoo.create_model(name, pretrained=True), name), _reference(zoo, name))
-        target = tmp_path / "bundled" / name / "model.safetensors"
+        target = tmp_path / "bundled" / name / tag / "model.safetensors"
         target.write_bytes(target.read_bytes()[:-10])
         with pytest.raises(WeightsHashError, match="bundled with rr-zoo is damaged: reinstall"):
             rr_zoo.create_model(name, pretrained=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jsonschema
@@ -10,7 +11,7 @@ import timm
 import torch
 
 import rr_zoo
-from rr_zoo.manifest import MANIFEST_PATH, SCHEMA_PATH, read_manifest
+from rr_zoo.manifest import BUNDLED_DIR, MANIFEST_PATH, SCHEMA_PATH, read_manifest, release_tag
 from rr_zoo.models import ARCHITECTURES, build_backbone
 from rr_zoo.weights import sha256_file
 
@@ -68,26 +69,53 @@ def test_paper_recipes_and_normalisation(name):
         assert "computed_by" in entry.preprocessing
 
 
+RELEASES = MANIFEST.release_names()  # every release's timm name, <arch>_rr.<tag>
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_published_entries_are_complete(name):
     entry = MANIFEST.get(name)
     if not entry.published:
-        assert entry.hub["revision"] is None or len(entry.hub["revision"]) == 40
+        assert entry.default_release is None and entry.release is None and entry.hub["revision"] is None
         return
-    assert entry.provenance and entry.metrics
-    assert all(m["command"].startswith("python -m training") for m in entry.metrics)
-    for record in entry.files:  # bundled copies present and unchanged
+    assert entry.default_release in entry.releases
+    for tag, release in entry.releases.items():
+        assert release.provenance and release.metrics and release.recipe["dataset"]
+        for m in release.metrics:  # each number's command names the release it measured (or a bound's own run)
+            assert m["command"].startswith("python -m training"), m
+            assert m.get("baseline") or f"--entry {entry.release_name(tag)} " in m["command"], m
+
+
+@pytest.mark.parametrize("name", RELEASES)
+def test_every_release_has_its_files(name):
+    entry = MANIFEST.get(name)
+    release = entry.release
+    assert entry.selected == release.tag and name == f"{entry.arch}.{release.tag}"
+    assert release.bundled_dir == BUNDLED_DIR / entry.name / release.tag
+    for record in release.files:  # bundled copies present and unchanged; others pinned on the Hub
         if record.bundled:
-            path = entry.bundled_dir / record.name
+            path = release.bundled_dir / record.name
             assert path.is_file(), path
             assert path.stat().st_size == record.size and sha256_file(path) == record.sha256
+        else:
+            assert release.hub["revision"] and len(release.hub["revision"]) == 40
 
 
-def test_timm_lists_every_entry():
+def test_release_files_are_distinct_weights():
+    """A release is a set of weights: two releases never hold the same backbone file."""
+    digests = [(n, MANIFEST.get(n).file("backbone").sha256) for n in RELEASES]
+    assert len({d for _, d in digests}) == len(digests), digests
+
+
+def test_timm_lists_every_entry_and_release():
     assert set(timm.list_models("rr_*")) == set(NAMES)
     assert {m.split(".")[0] for m in timm.list_models("*_rr*", pretrained=True) if "." in m} <= {
         f"{a}_rr" for a in ARCHITECTURES}
     assert set(timm.list_models("rr_*", pretrained=True)) == set(MANIFEST.names(published_only=True))
+    pretrained = set(timm.list_pretrained("*_rr.*"))
+    assert set(RELEASES) <= pretrained
+    assert {MANIFEST.get(n).timm_name for n in MANIFEST.names(published_only=True)} <= pretrained
+    assert set(rr_zoo.list_releases()) == set(RELEASES)
 
 
 def test_hubconf_entries_equal_the_registry(hubconf):
@@ -108,7 +136,9 @@ def test_readme_tables_match_manifest(repo_root):
 
     readme = (repo_root / "README.md").read_text()
     assert zoo_table() in readme, "README zoo table is stale: run `python -m rr_zoo.docs --write`"
-    assert results_table() in readme, "README results table is stale: run `python -m rr_zoo.docs --write`"
+    assert results_table(default_only=True) in readme, "README results table is stale: python -m rr_zoo.docs --write"
+    every = (repo_root / "docs" / "results.md").read_text()
+    assert results_table() in every, "docs/results.md table is stale: run `python -m rr_zoo.docs --write`"
 
 
 def test_each_published_entry_s_command_pins_its_precision(repo_root):
@@ -120,37 +150,147 @@ def test_each_published_entry_s_command_pins_its_precision(repo_root):
 
 
 def test_results_table_lists_every_published_number_with_its_command():
-    from rr_zoo.docs import results_table
+    from rr_zoo.docs import results_table, zoo_table
 
     table = results_table()
-    for name in MANIFEST.names(published_only=True):
+    for name in RELEASES:
         entry = MANIFEST.get(name)
-        assert f"| `{name}` |" in table and entry.provenance["command"] in table
+        assert f"| `{name}`" in table and entry.provenance["command"] in table
         for m in entry.metrics:
             if m["dataset"] == entry.provenance["recipe"]["dataset"] and m["task"] in ("linear", "knn", "retrieval"):
                 assert m["command"] in table and f"{m['value']:.2f}" in table
+    zoo = zoo_table()
+    for name in MANIFEST.names(published_only=True):
+        entry = MANIFEST.get(name)
+        assert f"`{entry.release_name(entry.default_release)}`*" in zoo
 
 
-BUNDLED = [n for n in MANIFEST.names(published_only=True) if any(f.bundled for f in MANIFEST.get(n).files)]
+BUNDLED = [n for n in RELEASES if any(f.bundled for f in MANIFEST.get(n).files)]
 
 
 @pytest.mark.parametrize("name", BUNDLED)
-def test_bundled_entry_loads_offline_everywhere(name, repo_root, monkeypatch):
-    """A fresh install has these weights: timm, torch.hub (local) and rr_zoo agree, with no network."""
+def test_bundled_release_loads_offline_everywhere(name, repo_root, monkeypatch):
+    """A fresh install has these weights: timm (by the release's own name), torch.hub (local, release=) and
+    rr_zoo agree with the file, sha256-verified, with no network; the alias loads the default release."""
     from safetensors.torch import load_file
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: any download attempt fails
     entry = MANIFEST.get(name)
-    backbone_file = next(f for f in entry.files if f.role == "backbone")
+    tag = entry.release.tag
+    record = entry.file("backbone")
+    path = entry.bundled_dir / record.name
+    assert sha256_file(path) == record.sha256
     reference = build_backbone(entry.architecture, in_chans=entry.in_chans).eval()
-    reference.load_state_dict(load_file(entry.bundled_dir / backbone_file.name))
+    reference.load_state_dict(load_file(path))
     x = torch.randn(3, *entry.preprocessing["input_size"], generator=torch.Generator().manual_seed(0))
     models = {"timm": timm.create_model(name, pretrained=True),
-              "hub": torch.hub.load(str(repo_root), name, source="local"),
-              "rr_zoo": rr_zoo.create_model(name, pretrained=True)}
+              "hub": torch.hub.load(str(repo_root), entry.name, source="local", release=tag),
+              "rr_zoo": rr_zoo.create_model(entry.name, release=tag),
+              "rr_zoo by name": rr_zoo.create_model(name, pretrained=True)}
+    if tag == entry.default_release:
+        models |= {"alias": timm.create_model(entry.name, pretrained=True),
+                   "entry timm name": timm.create_model(entry.timm_name, pretrained=True),
+                   "hub default": torch.hub.load(str(repo_root), entry.name, source="local")}
     with torch.no_grad():
         expected = reference(x)
         for how, model in models.items():
             assert not any(p.requires_grad for p in model.parameters()), how
             assert torch.equal(model(x), expected), how
+
+
+@pytest.mark.parametrize("name", MANIFEST.names(published_only=True))
+def test_alias_is_the_default_release(name, hubconf):
+    entry = MANIFEST.get(name)
+    assert f"loads its default release, {entry.default_release}" in getattr(hubconf, name).__doc__
+    assert f"default release {entry.release_name(entry.default_release)}" in timm.models.get_pretrained_cfg(
+        entry.timm_name).description
+    default = MANIFEST.get(entry.release_name(entry.default_release))
+    assert entry.files == default.files and entry.metrics == default.metrics
+    cfgs = {n: timm.models.get_pretrained_cfg(n) for n in (entry.name, entry.timm_name, default.weights_name)}
+    assert len({(c.hf_hub_id, c.mean, c.std, c.input_size) for c in cfgs.values()}) == 1
+    assert entry.release_name(entry.default_release) in cfgs[entry.name].description
+
+
+def test_list_shows_releases_and_the_default(capsys):
+    from rr_zoo.__main__ import main
+
+    assert main(["list", "--published"]) == 0
+    out = capsys.readouterr().out
+    for name in RELEASES:
+        entry = MANIFEST.get(name)
+        line = next(ln for ln in out.splitlines() if f" {name} " in ln)
+        assert entry.release.summary() in line
+        assert ("default" in line) == (entry.release.tag == entry.default_release)
+
+
+# ----------------------------------------------------------------------------- versions and the one writer
+def test_version_1_manifest_is_read_as_one_release_per_published_entry(repo_root):
+    old = json.loads((repo_root / "tests" / "manifest_v1.json").read_text())
+    manifest = read_manifest(repo_root / "tests" / "manifest_v1.json")
+    assert old["schema_version"] == 1 and manifest.schema_version == 1
+    assert set(manifest.names()) == set(old["entries"])
+    for name, raw in old["entries"].items():
+        entry = manifest.get(name)
+        if raw["status"] != "published":
+            assert not entry.published
+            continue
+        assert len(entry.releases) == 1 and entry.release.tag == release_tag(raw["provenance"]["recipe"])
+        assert [dataclasses.asdict(f) for f in entry.files] == raw["files"]
+        assert list(entry.metrics) == raw["metrics"] and entry.provenance == raw["provenance"]
+        assert entry.bundled_dir == BUNDLED_DIR / name  # version 1 kept one flat folder per entry
+        assert entry.recipe == raw["recipe"]
+
+
+def _release(sha: str, metrics: list | None = None) -> dict:
+    recipe = dict(MANIFEST.get("rr_conv4_cifar10").release.recipe)
+    return {"files": [{"name": "model.safetensors", "role": "backbone", "sha256": sha, "size": 10}],
+            "recipe": recipe, "preprocessing": MANIFEST.get("rr_conv4_cifar10").preprocessing,
+            "metrics": metrics or [], "provenance": {"command": "python -m training pretrain", "code_commit": "x",
+                                                     "versions": {}, "hardware": "x", "wall_time_s": 1.0,
+                                                     "date": "2026-01-01"},
+            "hub": {"repo_id": "rr-zoo/rr_conv4_cifar10", "revision": None}, "parent": None}
+
+
+def test_the_writer_never_changes_a_release(tmp_path):
+    from rr_zoo.errors import ReleaseChangeError
+    from rr_zoo.manifest import add_metrics, add_release, set_default_release
+
+    path = tmp_path / "manifest.json"
+    path.write_text(MANIFEST_PATH.read_text())
+    name = "rr_conv4_cifar10"
+    old_default = MANIFEST.get(name).default_release
+    metric = {"task": "knn", "dataset": "cifar10_jpeg", "value": 50.0, "std": None, "seeds": [0],
+              "command": "python -m training evaluate knn --entry conv4_rr.cifar10_jpeg_e1_k2"}
+    entry = add_release(name, "cifar10_jpeg_e1_k2", _release("a" * 64, [metric]), path=path)
+    assert entry.default_release == old_default and entry.release.tag == "cifar10_jpeg_e1_k2"
+    with pytest.raises(ReleaseChangeError, match=r"is published with other files \(model.safetensors sha256 "
+                                                 r"aaaaaaaaaaaa...\); a release never changes"):
+        add_release(name, "cifar10_jpeg_e1_k2", _release("b" * 64), path=path)
+    with pytest.raises(ReleaseChangeError, match="is published with other files"):
+        add_release(name, old_default, _release("b" * 64), path=path)
+    with pytest.raises(ReleaseChangeError, match="a published metric never changes"):
+        add_metrics(name, "cifar10_jpeg_e1_k2", [{**metric, "value": 51.0}], path=path)
+    linear = {**metric, "task": "linear", "value": 40.0}
+    entry = add_metrics(name, "cifar10_jpeg_e1_k2", [metric, linear], path=path)  # same knn again: no change
+    assert [m["task"] for m in entry.metrics] == ["knn", "linear"]
+    with pytest.raises(ReleaseChangeError, match="a published metric never changes"):
+        add_metrics(name, old_default, [{**MANIFEST.get(name).metrics[0], "value": 1.0}], path=path)
+    assert set_default_release(name, "cifar10_jpeg_e1_k2", path=path).default_release == "cifar10_jpeg_e1_k2"
+    with pytest.raises(rr_zoo.UnknownModelError, match="has no release 'nope'"):
+        set_default_release(name, "nope", path=path)
+    with pytest.raises(rr_zoo.ManifestError, match="used twice"):  # a tag that is another entry's timm name
+        add_release(name, "cifar100", _release("c" * 64), path=path)
+    written = json.loads(path.read_text())
+    jsonschema.validate(written, json.loads(SCHEMA_PATH.read_text()))
+    untouched = json.loads(MANIFEST_PATH.read_text())["entries"][name]["releases"][old_default]
+    assert written["entries"][name]["releases"][old_default] == untouched
+
+
+def test_publish_finds_the_parent_release_of_an_init_run():
+    from training.publish import parent_release
+
+    for name in RELEASES:
+        digest = MANIFEST.get(name).file("backbone").sha256
+        assert parent_release({"init": {"sha256": {"backbone": digest}}}) == name
+    assert parent_release({"init": {"sha256": {"checkpoint": "0" * 64}}}) is None and parent_release({}) is None

@@ -52,12 +52,15 @@ def publish_all(tmp: Path, hub, names: list[str] | None = None) -> PublishedZoo:
         sha = hub.add_commit(entry.hub["repo_id"], files, message=f"test export of {name}")
         config = json.loads((folder / "config.json").read_text())
         raw = data["entries"][name]
-        raw["status"] = "published"
-        raw["files"] = config["rr_zoo"]["files"]
-        raw["hub"]["revision"] = sha
-        raw["provenance"] = raw["provenance"] or {
-            "command": "tests/zoo_fixtures.py (random weights)", "code_commit": "test", "versions": {},
-            "hardware": "test", "wall_time_s": 0.0, "date": "2026-01-01", "recipe": raw["recipe"]}
+        # one release: under the package's default tag where there is one (so its timm name loads it), else a
+        # tag of its own
+        tag = raw["default_release"] or f"{entry.tag}_test"
+        raw["releases"] = {tag: {
+            "files": config["rr_zoo"]["files"], "recipe": raw["recipe"], "preprocessing": raw["preprocessing"],
+            "metrics": [], "hub": {"repo_id": entry.hub_repo, "revision": sha}, "parent": None,
+            "provenance": {"command": "tests/zoo_fixtures.py (random weights)", "code_commit": "test",
+                           "versions": {}, "hardware": "test", "wall_time_s": 0.0, "date": "2026-01-01"}}}
+        raw["default_release"] = tag
         exports[name], sds[name] = folder, backbone
     path = tmp / "weights_manifest.json"
     path.write_text(json.dumps(data, indent=2))

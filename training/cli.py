@@ -239,11 +239,40 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("publish", "upload an export folder to the Hub (--repo-id) and/or bundle it; update the manifest")
+@command("publish", "add an export folder to the manifest as a new immutable release (bundled and/or on the Hub), "
+                    "or add metrics to a release")
 def _publish_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("folder")
-    p.add_argument("--repo-id", default=None, help="Hub repo org/name (HF_ENDPOINT and HF_TOKEN honoured)")
-    p.add_argument("--bundle", action="store_true", help="also copy the weights into the package")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = """A release is immutable: its tag, files (sha256, size), trained recipe and data, preprocessing,
+metrics with their commands and provenance never change once published; publishing other
+files or another value of a metric under an existing tag is refused. The first release of an
+entry becomes its default (what the alias rr_<arch>_<dataset> and <arch>_rr.<dataset> load);
+--default moves the default to this release. Every release loads by its own timm name
+<arch>_rr.<tag> (timm.list_pretrained("<arch>_rr*")).
+
+examples:
+  python -m training export --checkpoint runs/rr_resnet32_tinyimagenet-s0/checkpoint.pt --out exports/r32_tin
+  python -m training publish exports/r32_tin --tag tinyimagenet_e20_k16 --bundle
+  python -m training publish exports/r32_tin --tag tinyimagenet_e20_k16 --repo-id rr-zoo/rr_resnet32_tinyimagenet
+  python -m training evaluate linear --entry resnet32_rr.tinyimagenet_e20_k16 --out runs/eval/r32_tin
+  python -m training publish --entry rr_resnet32_tinyimagenet --tag tinyimagenet_e20_k16 \\
+      --metrics runs/eval/r32_tin/linear_tinyimagenet.json
+  python -m rr_zoo.docs --write     # README tables from the manifest
+"""
+    p.add_argument("folder", nargs="?", default=None,
+                   help="export folder (python -m training export); leave out to add --metrics to a published release")
+    p.add_argument("--tag", default=None,
+                   help="release tag: lower-case words joined by '_', unique within the architecture (default: "
+                        "<dataset>_e<epochs>_k<K> from the folder's recipe, e.g. cifar10_jpeg_e30_k4)")
+    p.add_argument("--default", action="store_true", dest="make_default",
+                   help="make this release the entry's default (the first release of an entry always is)")
+    p.add_argument("--bundle", action="store_true",
+                   help="copy the weight files into the package (rr_zoo/_weights/<entry>/<tag>/): loads offline")
+    p.add_argument("--repo-id", default=None, help="Hub repo org/name to upload to; its new commit pins the release "
+                                                   "(HF_ENDPOINT and HF_TOKEN honoured)")
+    p.add_argument("--metrics", nargs="*", default=[],
+                   help="evaluate result JSON files to add (metrics the release does not have yet)")
+    p.add_argument("--entry", default=None, help="with --metrics and no folder: the entry of the release")
     p.add_argument("--manifest", default=None, help="manifest to update (default: the package's)")
     p.set_defaults(fn=_run_publish)
 
@@ -251,13 +280,27 @@ def _publish_parser(p: argparse.ArgumentParser) -> None:
 def _run_publish(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from rr_zoo.manifest import add_metrics
+    from training.export import export_metrics_from
     from training.publish import publish
 
-    if not (Path(args.folder) / "config.json").is_file():
-        raise FileNotFoundError(f"{args.folder} is not an export folder (no config.json); write one with "
-                                "python -m training export --checkpoint CKPT --out FOLDER")
-    raw = publish(args.folder, repo_id=args.repo_id, bundle=args.bundle, manifest_path=args.manifest)
-    print(json.dumps({"status": raw["status"], "hub": raw["hub"], "files": raw["files"]}, indent=2))
+    metrics = [m for path in args.metrics for m in export_metrics_from(path)]
+    if args.folder is None:
+        if not (args.entry and args.tag and metrics):
+            raise FileNotFoundError("pass an export folder to publish (python -m training export --checkpoint CKPT "
+                                    "--out FOLDER), or --entry NAME --tag TAG --metrics FILE.json to add metrics")
+        entry = add_metrics(args.entry, args.tag, metrics, path=args.manifest)
+    else:
+        if not (Path(args.folder) / "config.json").is_file():
+            raise FileNotFoundError(f"{args.folder} is not an export folder (no config.json); write one with "
+                                    "python -m training export --checkpoint CKPT --out FOLDER")
+        entry = publish(args.folder, tag=args.tag, repo_id=args.repo_id, bundle=args.bundle,
+                        make_default=args.make_default, metrics=metrics, manifest_path=args.manifest)
+    release = entry.release
+    print(json.dumps({"entry": entry.name, "release": entry.release_name(release.tag),
+                      "default": entry.default_release == release.tag, "hub": release.hub,
+                      "files": [dataclasses.asdict(f) for f in release.files],
+                      "metrics": len(release.metrics)}, indent=2))
     return 0
 
 

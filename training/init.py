@@ -88,7 +88,7 @@ def _from_entry(entry) -> InitWeights:
     relation = load_entry_state_dict(entry, "relation_head")
     provenance = entry.provenance
     trained = (provenance or {}).get("recipe") or entry.recipe
-    record = {"from": entry.name, "kind": "zoo entry",
+    record = {"from": entry.name, "kind": "zoo entry", "release": entry.release_name(entry.release.tag),
               "sha256": {role: entry.file(role).sha256 for role in ("backbone", "relation_head")},
               "epochs": (provenance or {}).get("epochs_trained", trained.get("epochs")), "provenance": provenance}
     facts = {"architecture": entry.architecture, "in_chans": entry.in_chans, "aggregation": trained["aggregation"],

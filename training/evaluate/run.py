@@ -127,6 +127,9 @@ def evaluate_command(protocol: str, entry: str | None, weights: str | None, data
                      options: dict[str, Any]) -> str:
     """The ``python -m training evaluate`` command that reproduces an evaluation (``--out`` left out)."""
     argv = ["evaluate", protocol]
+    if entry and weights is None:  # published weights: name the release, which never changes (the default may move)
+        zoo_entry = load_manifest().get(entry)
+        entry = zoo_entry.release_name(zoo_entry.release.tag) if zoo_entry.published else entry
     if entry:
         argv += ["--entry", entry]
     if weights:

@@ -51,8 +51,9 @@ def load_backbone(entry: str | None = None, weights: str | None = None, seed: in
     """Build the backbone to evaluate.
 
     Args:
-        entry: Zoo entry (architecture and preprocessing). Optional for training checkpoints and export
-            folders (their config.json names the entry).
+        entry: Zoo entry (architecture and preprocessing; its default release unless ``weights``), or a
+            release's timm name (``resnet32_rr.cifar10_jpeg_e30_k4``). Optional for training checkpoints and
+            export folders (their config.json names the entry).
         weights: None (the entry's published weights), ``"random"`` (random init, seeded: the
             lower bound), a training checkpoint ``.pt``, or a safetensors file / export folder.
         seed: Seed of the random init.
@@ -89,9 +90,10 @@ def load_backbone(entry: str | None = None, weights: str | None = None, seed: in
         model = build_backbone(ckpt.architecture, in_chans=ckpt.in_chans)
         model.load_state_dict(ckpt.backbone)
         label = f"checkpoint {weights} (epoch {ckpt.epoch})"
-    elif weights is None:
-        model = rr_zoo.create_model(zoo_entry.name, pretrained=True)
-        label = f"zoo entry {zoo_entry.name}"
+    elif weights is None:  # the entry's default release, or the release named by its timm name
+        model = rr_zoo.create_model(zoo_entry.weights_name, pretrained=True)
+        label = f"zoo release {zoo_entry.release_name(zoo_entry.release.tag)}" if zoo_entry.published else \
+            f"zoo entry {zoo_entry.name}"
     else:
         model = rr_zoo.create_model(zoo_entry.name, weights=weights)
         label = f"weights {weights}"
