@@ -44,7 +44,8 @@ def test_export_of_a_published_release_carries_its_card(name, tmp_path):
     card = ModelCard.load(out / "README.md")
     recipe = entry.provenance["recipe"]
     assert (card.data.license, card.data.library_name) == (entry.license, "timm")
-    assert card.data.datasets == [recipe["dataset"]] and card.data.model_name == name
+    release = entry.release_name(entry.default_release)
+    assert card.data.datasets == [recipe["dataset"]] and card.data.model_name == release
     own = [m for m in entry.metrics if not m.get("baseline")]
     assert own, f"{name} is published without a metric of its own"
     found = sorted((r.metric_name.split(":")[0], r.dataset_name, r.metric_value) for r in card.data.eval_results)
@@ -52,7 +53,8 @@ def test_export_of_a_published_release_carries_its_card(name, tmp_path):
     text = card.text
     for m in entry.metrics:  # the bounds too, in the table, each with its command
         assert f"`{m['command']}`" in text
-    assert entry.description in text and f'timm.create_model("{name}", pretrained=True)' in text
+    assert entry.description in text and f'timm.create_model("{release}", pretrained=True)' in text
+    assert f"It is the entry's default release: `{name}`" in text
     assert f'timm.create_model("hf-hub:{entry.hub["repo_id"]}", pretrained=True)' in text
     assert f"| precision | {entry.provenance['precision']} |" in text and entry.provenance["command"] in text
     assert f"| K (augmented views per image) | {recipe['k']} |" in text
@@ -86,3 +88,20 @@ def test_portable_names_paths_by_their_names():
     record = {"dataset": "folder:/data/photos", "runs": ["--data-root=/srv/data", "n/a", "https://x.org/a"], "k": 4}
     assert portable(record) == {"dataset": "folder:photos", "runs": ["--data-root=data", "n/a", "https://x.org/a"],
                                 "k": 4}
+
+
+def test_the_card_of_an_earlier_release_names_it_and_the_default(tmp_path):
+    entry = rr_zoo.get_entry("rr_resnet32_cifar10")
+    older = next(tag for tag in entry.releases if tag != entry.default_release)
+    release = entry.releases[older]
+    ckpt = TrainingCheckpoint(
+        entry=entry.name, architecture=entry.architecture, dataset=release.recipe["dataset"], in_chans=entry.in_chans,
+        recipe={"entry": entry.name, **release.recipe}, backbone=load_file(release.bundled_dir / "model.safetensors"),
+        relation=load_file(release.bundled_dir / "relation_head.safetensors"), epoch=release.recipe["epochs"],
+        options={"precision": release.provenance["precision"]})
+    ckpt.save(tmp_path / "run" / "checkpoint.pt")
+    out = export_checkpoint(tmp_path / "run" / "checkpoint.pt", tmp_path / "export", metrics=list(release.metrics))
+    card = ModelCard.load(out / "README.md")
+    assert card.data.model_name == entry.release_name(older)
+    assert f'timm.create_model("{entry.release_name(older)}", pretrained=True)' in card.text
+    assert f"The entry's default release is `{entry.release_name(entry.default_release)}`" in card.text

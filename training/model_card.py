@@ -24,13 +24,18 @@ FOLDER_PREFIX = "folder:"  # how an export names a folder dataset: folder:<folde
 PICTURES = ("curves.png",)  # pictures a run folder contributes, shown first when present
 
 
-def is_published_release(entry: ZooEntry, config: dict[str, Any]) -> bool:
-    """True when the folder's backbone file is the entry's published one (same sha256)."""
-    if not entry.published:
-        return False
+def published_release(entry: ZooEntry, config: dict[str, Any]) -> str | None:
+    """Tag of the entry's release whose backbone file the folder holds (same sha256), or None."""
     files = {f["role"]: f["sha256"] for f in config.get("rr_zoo", {}).get("files", [])}
-    published = {f.role: f.sha256 for f in entry.files}
-    return bool(files) and files.get("backbone") == published.get("backbone")
+    for tag, release in entry.releases.items():
+        if files.get("backbone") and any(f.role == "backbone" and f.sha256 == files["backbone"] for f in release.files):
+            return tag
+    return None
+
+
+def is_published_release(entry: ZooEntry, config: dict[str, Any]) -> bool:
+    """True when the folder's backbone file is one of the entry's published releases (same sha256)."""
+    return published_release(entry, config) is not None
 
 
 def weights_tag(dataset: str) -> str:
@@ -110,7 +115,7 @@ def _usage(entry: ZooEntry, published: bool, repo_id: str | None, same_preproces
     features = f"frozen {entry.num_features}-d feature extractor"
     lines = ["import timm, rr_zoo  # importing rr_zoo registers its architectures with timm"]
     if published:
-        lines.append(f'model = timm.create_model("{entry.name}", pretrained=True)  # {features}')
+        lines.append(f'model = timm.create_model("{entry.weights_name}", pretrained=True)  # {features}')
     if repo_id:
         lines.append(f'model = timm.create_model("hf-hub:{repo_id}", pretrained=True)')
     lines += ['folder = "."  # the folder holding this README, model.safetensors and config.json',
@@ -137,12 +142,16 @@ def model_card(entry: ZooEntry, config: dict[str, Any], files: Iterable[str] = (
     section = config.get("rr_zoo", {})
     recipe, prov = section.get("recipe") or {}, section.get("provenance") or {}
     metrics = section.get("metrics") or []
-    published = is_published_release(entry, config)
+    tag = published_release(entry, config)
+    published = tag is not None
+    if published:
+        entry = entry.with_release(tag)
     if published and repo_id is None:
         repo_id = entry.hub.get("repo_id")
     cfg = config.get("pretrained_cfg", {})
     dataset = recipe.get("dataset", entry.dataset)
-    model_name = entry.name if published else (repo_id or f"{entry.arch}.{cfg.get('tag') or weights_tag(dataset)}")
+    model_name = (entry.release_name(tag) if published
+                  else (repo_id or f"{entry.arch}.{cfg.get('tag') or weights_tag(dataset)}"))
     results = eval_results(metrics)
     data = ModelCardData(
         license=entry.license, library_name="timm", tags=list(TAGS),
@@ -152,7 +161,13 @@ def model_card(entry: ZooEntry, config: dict[str, Any], files: Iterable[str] = (
 
     arch = get_architecture(entry.architecture)
     if published:
-        title, about = f"{entry.name} (`{entry.timm_name}`)", entry.description
+        default = (f"It is the entry's default release: `{entry.name}` and `{entry.timm_name}` load it."
+                   if tag == entry.default_release else
+                   f"The entry's default release is `{entry.release_name(entry.default_release)}` (what `{entry.name}` "
+                   f"loads); this one loads by its own name.")
+        title = f"{entry.release_name(tag)}"
+        about = (f"{entry.description} Release `{tag}` of the zoo entry `{entry.name}`: "
+                 f"{entry.releases[tag].summary()}. {default}")
     else:
         title = f"{arch.description} pretrained by relational reasoning on `{dataset}`"
         about = (f"These weights were trained by the run described below (its data, epochs, K and precision); "
