@@ -310,8 +310,9 @@ def test_k_sweep_runs_resumes_and_plots(tmp_path, shared_data, monkeypatch):
     assert training_main([*argv[:-2], "--ks", "1", "--out", str(tmp_path / "bad")]) == 2
 
 
-def test_results_doc_k_sweep_table_matches_its_json(repo_root):
+@pytest.mark.parametrize("sweep", ["ksweep_conv4_cifar10_jpeg", "ksweep_resnet32_tinyimagenet"])
+def test_results_doc_k_sweep_table_matches_its_json(repo_root, sweep):
     from training.ksweep import format_k_sweep
 
-    summary = json.loads((repo_root / "docs" / "results" / "ksweep_conv4_cifar10_jpeg.json").read_text())
+    summary = json.loads((repo_root / "docs" / "results" / f"{sweep}.json").read_text())
     assert format_k_sweep(summary) in (repo_root / "docs" / "results.md").read_text()
