@@ -85,22 +85,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_sample_images(count: int = 20) -> tuple[list, list[int], list[str]]:
-    """CIFAR-10 photos shipped with the package: (PIL images, labels, class names).
-
-    Args:
-        count: How many of the 200 bundled images: the first 20 hold two per class, all 200 twenty.
-    """
-    from PIL import Image
-
-    meta = json.loads((ASSETS / "cifar10_samples.json").read_text())
-    strip = Image.open(ASSETS / "cifar10_samples.png").convert("RGB")
-    tile = meta["tile"]
-    count = min(count, len(meta["labels"]))
-    images = [strip.crop((i * tile, 0, (i + 1) * tile, tile)) for i in range(count)]
-    return images, meta["labels"][:count], meta["classes"]
-
-
 def _open_image(path: str):
     from PIL import Image, UnidentifiedImageError
 
@@ -133,6 +117,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from rr_zoo.api import create_model, create_relation_head, get_entry
     from rr_zoo.relation import relation_score
+    from rr_zoo.samples import load_sample_images
     from rr_zoo.viz import augment_views, embed, pil_to_uint8, preprocess
 
     t0 = time.perf_counter()
@@ -235,8 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the rr_zoo command line."""
     args = build_parser().parse_args(argv)
-    from rr_zoo import timm_models  # noqa: F401  (registers the zoo with timm, as `import rr_zoo` does)
-
     try:
         return args.fn(args)
     except (RRZooError, FileNotFoundError) as exc:

@@ -52,7 +52,7 @@ def sample_images(count: int = 200) -> ImageSet:
     Args:
         count: How many of the 200 (20 per class); the first 20 hold two per class.
     """
-    from rr_zoo.__main__ import load_sample_images
+    from rr_zoo.samples import load_sample_images
 
     images, labels, classes = load_sample_images(count)
     return ImageSet(torch.stack([pil_to_uint8(img) for img in images]), torch.tensor(labels), classes)
