@@ -1,19 +1,17 @@
 """Command line: ``python -m rr_zoo {list,download,convert,demo}`` (also the ``rr_zoo`` script).
 
-Wrong input ends in one line on stderr that names the fix, and status 2. Commands import torch
-and timm only when they run, so ``python -m rr_zoo --help`` answers at once.
+This module is the light entry of both: it imports argparse and the error classes, and a command
+imports torch and timm only when it runs, so every ``--help`` answers at once. Wrong input ends in
+one line on stderr that names the fix, and status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from rr_zoo.errors import RRZooError, UnpublishedWeightsError
-
-ASSETS = Path(__file__).resolve().parent / "assets"
 
 
 class UsageError(RRZooError):
