@@ -1,6 +1,6 @@
 """Where the backbone-only ceiling of a CPU training step goes: per aten op, and per oneDNN convolution pass.
 
-    python benchmarks/backbone_breakdown.py --arch resnet32 --views 256 --threads 2 \\
+    python -m benchmarks.backbone_breakdown --arch resnet32 --views 256 --threads 2 \\
         --out benchmarks/results/backbone_breakdown_resnet32_bf16.json
 
 The step is the one ``python -m training benchmark`` times as the ceiling
@@ -137,13 +137,13 @@ def summarize_passes(rows: list[dict]) -> dict[str, dict]:
 
 
 def run_child(args: argparse.Namespace, mode: str) -> str:
-    cmd = [sys.executable, __file__, "--child", mode, "--arch", args.arch, "--views", str(args.views),
-           "--threads", str(args.threads), "--precision", args.precision, "--layout", args.layout,
-           "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(args.threads))
+    cmd = [sys.executable, "-m", "benchmarks.backbone_breakdown", "--child", mode, "--arch", args.arch,
+           "--views", str(args.views), "--threads", str(args.threads), "--precision", args.precision,
+           "--layout", args.layout, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     if mode == "onednn":
         env["ONEDNN_VERBOSE"] = "1"
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
 
 def main() -> None:
@@ -167,8 +167,6 @@ def main() -> None:
 
     import torch
 
-    sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the training package is in the checkout
-
     from training.bench_original import cpu_info
 
     ops = json.loads(run_child(args, "ops").strip().splitlines()[-1])
@@ -177,7 +175,7 @@ def main() -> None:
     inst = ops["instrumented_step_s"]
     top_ops = sorted(ops["ops_s"].items(), key=lambda kv: -kv[1])[:10]
     result = {
-        "command": "python benchmarks/backbone_breakdown.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.backbone_breakdown " + " ".join(sys.argv[1:]),
         "machine": {**cpu_info(), "platform": platform.platform(), "torch": torch.__version__},
         "arch": args.arch, "views": args.views, "threads": args.threads, "precision": args.precision,
         "layout": args.layout,

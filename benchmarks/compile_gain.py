@@ -1,6 +1,6 @@
 """Does ``torch.compile`` pay for a backbone on this CPU? Eager vs compiled, side by side (training/compile.py).
 
-    python benchmarks/compile_gain.py --archs conv4 resnet8 resnet32 --threads 1 2 \\
+    python -m benchmarks.compile_gain --archs conv4 resnet8 resnet32 --threads 1 2 \\
         --out benchmarks/results/compile_gain_cpu.json
 
 Per (architecture, precision, threads): the backbone's forward + backward alone on a fixed batch of views
@@ -65,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/out/compile_gain.json")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     from training.bench_original import cpu_info
     from training.precision import resolve_precision
 
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"(first call {r['first_compiled_call_s']:.1f} s)", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python benchmarks/compile_gain.py " + " ".join(argv or sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.compile_gain " + " ".join(argv or sys.argv[1:]),
                                "machine": cpu_info(), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

@@ -1,6 +1,6 @@
 """What each part of the CPU training step is worth (allocator, fused head tail, hue), measured side by side.
 
-    python benchmarks/step_changes.py --archs conv4 resnet32 --ks 4 16 32 --resnet-ks 4 \\
+    python -m benchmarks.step_changes --archs conv4 resnet32 --ks 4 16 32 --resnet-ks 4 \\
         --out benchmarks/results/step_changes_cpu.json
 
 Per (architecture, K): M = 64 real images (the shared ``cifar10_4k`` pack), fp32, ``channels_last``
@@ -122,9 +122,9 @@ def child(arch: str, k: int, reps: int, only: str | None = None) -> dict:
 
 
 def _spawn(arch: str, k: int, reps: int, malloc: str, only: str | None = None) -> dict:
-    env = dict(os.environ, RR_ZOO_MALLOC=malloc, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    cmd = [sys.executable, __file__, "--child", arch, str(k), str(reps), *([only] if only else [])]
+    env = dict(os.environ, RR_ZOO_MALLOC=malloc, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "benchmarks.step_changes", "--child", arch, str(k), str(reps),
+           *([only] if only else [])]
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -185,8 +185,6 @@ def main() -> int:
     args = p.parse_args()
     import torch
 
-    sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the training package is in the checkout
-
     from training.bench_original import cpu_info
 
     rows = []
@@ -196,7 +194,7 @@ def main() -> int:
             r = rows[-1]
             print(json.dumps({"arch": arch, "k": k, **r["speedup"],
                               "step_share_of_backbone_ceiling": r["step_share_of_backbone_ceiling"]}), flush=True)
-    result = {"command": "python benchmarks/step_changes.py " + " ".join(sys.argv[1:]),
+    result = {"command": "python -m benchmarks.step_changes " + " ".join(sys.argv[1:]),
               "machine": {**cpu_info(), "threads": 1, "torch": torch.__version__,
                           "platform": platform.platform(), "load_avg": os.getloadavg()},
               "timing": "CPU seconds of the measuring process, best of reps x rounds; M = 64, fp32",

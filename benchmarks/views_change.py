@@ -1,6 +1,6 @@
 """View generation of the working tree vs a given commit, side by side in one process.
 
-    python benchmarks/views_change.py --before 92dc971 --ks 4 16 32 --out benchmarks/results/views_change_cpu.json
+    python -m benchmarks.views_change --before 92dc971 --ks 4 16 32 --out benchmarks/results/views_change_cpu.json
 
 Loads ``training/augment.py`` as it was at ``--before`` (``git show``) next to the current one and times
 ``make_views`` (M = 64 real images of ``cifar10_4k``, ``channels_last`` output, one thread) alternately, best
@@ -42,7 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--out", default="benchmarks/out/views_change.json")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     import torch
 
     import training.augment as now
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({rows[-1]['speedup']:.2f}x), bit-identical: {same}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python benchmarks/views_change.py " + " ".join(argv or sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.views_change " + " ".join(argv or sys.argv[1:]),
                                "before": args.before, "code_commit": code_commit(), "machine": cpu_info(),
                                "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}")

@@ -1,6 +1,6 @@
 """Pictures of what a zoo entry has learnt: retrieval grids, relation-score heatmaps, 2-D embeddings.
 
-One copy of the plotting code, shared by ``examples/quickstart.ipynb``, ``examples/make_figures.py``
+One copy of the plotting code, shared by ``examples/quickstart.ipynb``, ``python -m examples.make_figures``
 (the README's figures) and ``python -m training export --sample-figures`` (model cards).
 Images are uint8 tensors (N, C, H, W); every ``plot_*`` function returns a matplotlib
 :class:`~matplotlib.figure.Figure` built without pyplot (safe under any backend, nothing left

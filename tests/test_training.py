@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -171,11 +170,9 @@ def test_dry_run_prints_an_estimate(capsys):
 
 def test_ddp_gloo_matches_single_process(tmp_path):
     """2 processes (gloo) on a global batch == one process running both halves, losses averaged."""
-    script = REPO / "tests" / "ddp_worker.py"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           str(script), str(tmp_path)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+           "-m", "tests.ddp_worker", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     single = torch.load(tmp_path / "single.pt", weights_only=True)
@@ -187,10 +184,9 @@ def test_ddp_gloo_matches_single_process(tmp_path):
 def test_torchrun_pretrain_end_to_end(tmp_path, shared_data):
     """The real loop under torchrun (2 CPU processes, gloo): rank-0 log and checkpoint with both RNG states."""
     out = tmp_path / "ddp_run"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
            "-m", "training", "pretrain", "--entry", "rr_conv4_cifar10", *TINY, "--out", str(out)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]  # written once (rank 0), not once per process
