@@ -91,11 +91,13 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- evaluate
 @command("evaluate", "evaluate a backbone with a paper protocol (linear, knn, transfer, grain, finetune, ...)")
 def _evaluate_parser(p: argparse.ArgumentParser) -> None:
-    from training.evaluate import PROTOCOLS, EvalSpec
+    from training.evaluate import EvalSpec
+    from training.help_choices import recorded
 
+    protocols = recorded()["protocols"]  # name -> summary, without importing the protocols (torch)
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = "protocols:\n" + "\n".join(f"  {name:10s} {PROTOCOLS[name].summary}" for name in sorted(PROTOCOLS))
-    p.add_argument("protocol", choices=sorted(PROTOCOLS), help="evaluation protocol (listed below)")
+    p.epilog = "protocols:\n" + "\n".join(f"  {name:10s} {protocols[name]}" for name in sorted(protocols))
+    p.add_argument("protocol", choices=sorted(protocols), help="evaluation protocol (listed below)")
     p.add_argument("--entry", default=None,
                    help="zoo entry (python -m rr_zoo list): architecture, preprocessing and, unless --weights, "
                         "its published weights")
@@ -172,10 +174,10 @@ def _run_ksweep(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- datasets
 @command("data", "where each dataset is looked for and how to get it; --download fetches it with torchvision")
 def _data_parser(p: argparse.ArgumentParser) -> None:
-    from training.recipes import dataset_names
+    from training.help_choices import recorded
 
     p.add_argument("names", nargs="*", metavar="DATASET",
-                   help=f"datasets to show or download (default: all); one of: {', '.join(dataset_names())}")
+                   help=f"datasets to show or download (default: all); one of: {', '.join(recorded()['datasets'])}")
     p.add_argument("--data-root", default=None, help="data folder (default: $RR_DATA_DIR, else ~/.cache/rr_zoo/data)")
     p.add_argument("--download", action="store_true",
                    help="download the named datasets into the data folder with torchvision (needs internet)")

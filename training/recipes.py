@@ -4,7 +4,8 @@
 entry); ``RunOptions`` holds how a run executes (device, precision, paths).
 Both validate themselves on construction, so a bad value fails before any work. Their
 fields declare the command-line flags, help texts and reproducing commands (``training.flags``):
-a new field is one line here.
+a new field is one line here. The module imports no torch (the registries it validates against
+are imported on construction), so the commands' ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rr_zoo.manifest import load_manifest
-from rr_zoo.models import ARCHITECTURES
-from rr_zoo.relation import AGGREGATIONS
 from training.compile import COMPILE_CHOICES, MIN_STEPS, compiled_by_auto
 from training.flags import option
+from training.help_choices import listed
 
 LOSSES = ("focal", "bce")
 OPTIMIZERS = ("adam",)
@@ -53,15 +53,16 @@ class Recipe:
     """Hyperparameters of one relational-reasoning pretraining run."""
 
     entry: str = option(help="zoo entry the run trains, e.g. rr_conv4_cifar10 (python -m rr_zoo list)")
-    architecture: str = option(help="backbone", choices=lambda: sorted(ARCHITECTURES))
+    architecture: str = option(help="backbone", choices=listed("architectures"))
     dataset: str = option(help="pretraining dataset: a registered one, or folder:PATH for a folder of your own "
                                "images (image-folder:PATH and a plain folder path work too; class sub-folders "
-                               "optional, used only to evaluate)", choices=dataset_names)
+                               "optional, used only to evaluate)", choices=listed("datasets"))
     split: str = option("train", "split of the dataset used for pretraining (labels ignored)")
     epochs: int = option(200, "passes over the split", unit="epochs")
     k: int = option(32, "augmented views per image (K)", unit="views")
     batch_size: int = option(64, "images per step, over all processes (M)", unit="images")
-    aggregation: str = option("cat", "how the relation head combines two views' features", choices=AGGREGATIONS)
+    aggregation: str = option("cat", "how the relation head combines two views' features",
+                             choices=listed("aggregations"))
     loss: str = option("focal", "loss of the relation head", choices=LOSSES)
     focal_gamma: float = option(2.0, "focusing exponent (focal loss only)")
     focal_alpha: float = option(0.5, "weight of positive pairs, in [0, 1] (focal loss only)")
@@ -87,6 +88,8 @@ class Recipe:
         "weight_decay", "seed", "dataset", "split", "architecture", "relation_hidden")
 
     def __post_init__(self) -> None:
+        from rr_zoo.models import ARCHITECTURES
+        from rr_zoo.relation import AGGREGATIONS
         from training.data import canonical_dataset_name, from_files
 
         require(self.architecture in ARCHITECTURES,

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from training.flags import option
-from training.recipes import RecipeError, dataset_names, require, require_device
+from training.help_choices import listed
+from training.recipes import RecipeError, require, require_device
 
 if TYPE_CHECKING:
     from rr_zoo.manifest import ZooEntry
@@ -35,7 +36,7 @@ class EvalSpec:
 
     dataset: str = option(help="evaluation dataset: a registered one, or folder:PATH, a folder of your images in "
                                "one sub-folder per class (its train/ + test/ or val/, else a fixed seeded split)",
-                          choices=dataset_names)
+                          choices=listed("datasets"))
     out: str = option("runs/eval", "folder for the JSON results and PNG figures", record=False)
     data_root: str | None = option(None, "dataset folder (default: the dataset's own, see training.data)")
     seed: int = option(0, "seed of the classifier (and of a random init)", cli=False)
