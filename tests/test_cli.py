@@ -172,9 +172,10 @@ def test_the_console_script_is_the_light_entry_module():
 
 def test_help_choices_are_the_registries():
     """help_choices.json (what --help lists) holds what the registries hold."""
-    from training.help_choices import from_registries, recorded
+    from training.help_choices import recorded
+    from training.write_help_choices import from_registries
 
-    assert recorded() == from_registries(), "help_choices.json is out of date: run python -m training.help_choices"
+    assert recorded() == from_registries(), "help_choices.json is stale: run python -m training.write_help_choices"
 
 
 def test_a_real_process_prints_no_traceback():
