@@ -4,7 +4,7 @@
         --out benchmarks/results/backbone_breakdown_resnet32_bf16.json
 
 The step is the one ``python -m training benchmark`` times as the ceiling
-(:func:`training.bench_original.ceiling_step`): the backbone's forward + backward alone on random
+(:func:`training.bench.original.ceiling_step`): the backbone's forward + backward alone on random
 views, under the precision's autocast, in the chosen memory format. Two child processes:
 
 - ``ops``: the plain step's wall time (best of ``--steps``, after one more warm-up), then the same step
@@ -37,10 +37,10 @@ PASSES = {"forward_training": "forward", "backward_data": "backward data", "back
 
 
 def warmed_step(args: argparse.Namespace):
-    """The ceiling step (:func:`training.bench_original.ceiling_step`) on ``--threads``, run ``--warmup`` times."""
+    """The ceiling step (:func:`training.bench.original.ceiling_step`) on ``--threads``, run ``--warmup`` times."""
     import torch
 
-    from training.bench_original import ceiling_step
+    from training.bench.original import ceiling_step
 
     torch.set_num_threads(args.threads)
     step = ceiling_step(args.arch, args.views, args.precision, args.layout == "channels_last")
@@ -53,7 +53,7 @@ def child_ops(args: argparse.Namespace) -> dict:
     """Plain step wall time and per-aten-op wall time of the instrumented step."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from training.estimate import best_seconds
+    from training.bench.estimate import best_seconds
 
     step = warmed_step(args)
     plain_s = best_seconds(step, args.steps)
@@ -167,7 +167,7 @@ def main() -> None:
 
     import torch
 
-    from training.bench_original import cpu_info
+    from training.bench.original import cpu_info
 
     ops = json.loads(run_child(args, "ops").strip().splitlines()[-1])
     convs = parse_onednn(run_child(args, "onednn"), args.steps)

@@ -1,4 +1,4 @@
-"""Does ``torch.compile`` pay for a backbone on this CPU? Eager vs compiled, side by side (training/compile.py).
+"""Does ``torch.compile`` pay for a backbone on this CPU? Eager vs compiled, side by side (training/runtime/compile.py).
 
     python -m benchmarks.compile_gain --archs conv4 resnet8 resnet32 --threads 1 2 \\
         --out benchmarks/results/compile_gain_cpu.json
@@ -6,7 +6,7 @@
 Per (architecture, precision, threads): the backbone's forward + backward alone on a fixed batch of views
 (``channels_last``, the allocator setting of a run), eager and compiled models built from the same weights,
 timed alternately, best of ``--repeats`` after warm-up (the compile itself is reported apart). The ratio
-eager / compiled is the speed-up ``training.compile.CPU_COMPILE_GAIN`` records for ``--compile auto``.
+eager / compiled is the speed-up ``training.runtime.compile.CPU_COMPILE_GAIN`` records for ``--compile auto``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def measure(arch: str, precision: str, threads: int, repeats: int) -> dict:
     import torch
 
     from rr_zoo.models import build_backbone
-    from training.allocator import keep_freed_memory
-    from training.pretrain import autocast_context
+    from training.pretrain.loop import autocast_context
+    from training.runtime.allocator import keep_freed_memory
 
     keep_freed_memory()
     torch.set_num_threads(threads)
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/out/compile_gain.json")
     args = parser.parse_args(argv)
-    from training.bench_original import cpu_info
-    from training.precision import resolve_precision
+    from training.bench.original import cpu_info
+    from training.runtime.precision import resolve_precision
 
     rows = []
     for arch in args.archs:

@@ -5,7 +5,7 @@
 
 Per (architecture, K): M = 64 real images (the shared ``cifar10_4k`` pack), fp32, ``channels_last``
 backbone, one thread, the step of ``python -m training pretrain`` (``make_views`` + ``train_step``).
-The allocator setting (:func:`training.allocator.keep_freed_memory`; ``RR_ZOO_MALLOC=default``: glibc as
+The allocator setting (:func:`training.runtime.allocator.keep_freed_memory`; ``RR_ZOO_MALLOC=default``: glibc as
 it comes) is per process and depends on what the process allocated before, so it is measured as a
 training run meets it: child processes that run nothing but one step function, ``--reps`` times
 (best kept): ``step_before`` with the default allocator (the step without any of these parts),
@@ -46,16 +46,16 @@ def child(arch: str, k: int, reps: int, only: str | None = None) -> dict:
     """Run every variant of one configuration in this process (or ``only`` one); best CPU and wall seconds."""
     import torch
 
-    from training.allocator import keep_freed_memory
+    from training.runtime.allocator import keep_freed_memory
 
     tuned = keep_freed_memory()
     torch.set_num_threads(1)
-    import training.augment as augment
+    import training.pretrain.augment as augment
     from rr_zoo.relation import focal_loss
     from tests.test_fused_head import reference_adjust_hue
     from training.data import load_split
-    from training.pretrain import augment_config, build_model, build_optimizer, train_step
-    from training.recipes import recipe_for_entry
+    from training.pretrain.loop import augment_config, build_model, build_optimizer, train_step
+    from training.pretrain.recipes import recipe_for_entry
 
     images = load_split("cifar10_4k", "train").images[:64].clone()
     recipe = recipe_for_entry(f"rr_{arch}_cifar10", k=k, batch_size=64)
@@ -185,7 +185,7 @@ def main() -> int:
     args = p.parse_args()
     import torch
 
-    from training.bench_original import cpu_info
+    from training.bench.original import cpu_info
 
     rows = []
     for arch in args.archs:

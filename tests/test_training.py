@@ -15,7 +15,7 @@ import torch
 
 import rr_zoo
 from training.__main__ import main as training_main
-from training.recipes import Recipe, RecipeError, RunOptions, recipe_for_entry
+from training.pretrain.recipes import Recipe, RecipeError, RunOptions, recipe_for_entry
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "cifar10_4k", "--k", "3", "--batch-size", "8", "--epochs", "2", "--steps-per-epoch", "3",
@@ -219,7 +219,7 @@ def test_compiled_step_matches_eager():
     Measured against a float64 step: eager fp32 gradients are within 3e-6, compiled ones within 1.5e-3 in
     Conv-4's first two blocks (inductor's fused BatchNorm backward), 3e-6 elsewhere.
     """
-    from training.pretrain import build_model, relation_loss
+    from training.pretrain.loop import build_model, relation_loss
 
     recipe = recipe_for_entry("rr_conv4_cifar10", k=3, batch_size=8)
     torch.manual_seed(0)
@@ -243,8 +243,8 @@ def test_compiled_step_matches_eager():
 
 
 def test_compile_help_and_readme_say_what_auto_compiles(repo_root):
-    from training.compile import CPU_COMPILE_GAIN, compile_pays_on_cpu, compiled_by_auto
-    from training.recipes import RunOptions
+    from training.pretrain.recipes import RunOptions
+    from training.runtime.compile import CPU_COMPILE_GAIN, compile_pays_on_cpu, compiled_by_auto
 
     said = compiled_by_auto()  # "conv4 in fp32 and bf16, resnet8 in fp32"
     parsed = {part.split(" in ")[0]: set(part.split(" in ")[1].split(" and ")) for part in said.split(", ")}
@@ -257,7 +257,7 @@ def test_compile_help_and_readme_say_what_auto_compiles(repo_root):
 
 
 def test_compile_auto_follows_what_was_measured(monkeypatch):
-    from training import compile as comp
+    from training.runtime import compile as comp
 
     assert comp.resolve_compile("auto", "conv4", "fp32", "cpu", 5000)[0] == (comp.cpp_compiler() is not None)
     assert not comp.resolve_compile("auto", "conv4", "fp32", "cpu", 10)[0]  # short run: compiling costs more
@@ -280,7 +280,7 @@ def test_run_logs_its_compile_choice(tmp_path, shared_data):
 
 
 def test_k_sweep_plan_spends_the_same_views():
-    from training.ksweep import plan_k
+    from training.studies.ksweep import plan_k
 
     for k in (2, 4, 8, 16):
         plan = plan_k(k, views_budget=800_000, batch_size=64, n_images=50_000)
@@ -308,7 +308,7 @@ def test_k_sweep_runs_resumes_and_plots(tmp_path, shared_data, monkeypatch):
 
 @pytest.mark.parametrize("sweep", ["ksweep_conv4_cifar10_jpeg", "ksweep_resnet32_tinyimagenet"])
 def test_results_doc_k_sweep_table_matches_its_json(repo_root, sweep):
-    from training.ksweep import format_k_sweep
+    from training.studies.ksweep import format_k_sweep
 
     summary = json.loads((repo_root / "docs" / "results" / f"{sweep}.json").read_text())
     assert format_k_sweep(summary) in (repo_root / "docs" / "results.md").read_text()

@@ -18,11 +18,11 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from training.augment import make_views
 from training.data import get_dataset_spec
 from training.original_step import original_step, original_transform, to_pil
-from training.pretrain import augment_config, build_model, build_optimizer, train_step
-from training.recipes import recipe_for_entry
+from training.pretrain.augment import make_views
+from training.pretrain.loop import augment_config, build_model, build_optimizer, train_step
+from training.pretrain.recipes import recipe_for_entry
 
 
 def matmul_flops_per_s(dtype: torch.dtype, n: int = 1024, repeats: int = 3) -> float:

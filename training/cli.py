@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from training.flags import add_flags, values_from_args
 
 if TYPE_CHECKING:
-    from training.recipes import Recipe, RunOptions
+    from training.pretrain.recipes import Recipe, RunOptions
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 SKIP_TEARDOWN = False  # set by a finished dry run: python -m training then exits without interpreter teardown
@@ -36,7 +36,7 @@ def command(name: str, help_text: str):
 
 def add_recipe_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """``--entry`` and one override flag per recipe field (default: keep the manifest's), except ``skip``."""
-    from training.recipes import Recipe
+    from training.pretrain.recipes import Recipe
 
     add_flags(p, Recipe, only=("entry",))
     group = p.add_argument_group("recipe overrides (default: the entry's manifest recipe)")
@@ -45,14 +45,14 @@ def add_recipe_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The entry's manifest recipe with every given flag applied (validated)."""
-    from training.recipes import Recipe, recipe_for_entry
+    from training.pretrain.recipes import Recipe, recipe_for_entry
 
     return recipe_for_entry(args.entry, **values_from_args(args, Recipe, skip=("entry",)))
 
 
 def options_from_args(args: argparse.Namespace, recipe: Recipe) -> RunOptions:
     """RunOptions from the flags; the default run folder is runs/<entry>-s<seed>."""
-    from training.recipes import RunOptions
+    from training.pretrain.recipes import RunOptions
 
     values = values_from_args(args, RunOptions)
     return RunOptions(**{**values, "out": values.get("out") or f"runs/{recipe.entry}-s{recipe.seed}"})
@@ -60,7 +60,7 @@ def options_from_args(args: argparse.Namespace, recipe: Recipe) -> RunOptions:
 
 @command("pretrain", "relational-reasoning pretraining of a zoo entry (recipe from the manifest)")
 def _pretrain_parser(p: argparse.ArgumentParser) -> None:
-    from training.recipes import RunOptions
+    from training.pretrain.recipes import RunOptions
 
     add_recipe_flags(p)
     add_flags(p.add_argument_group("run options"), RunOptions, defaults={"out": None},
@@ -73,14 +73,14 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
     opts = options_from_args(args, recipe)
     if args.dry_run:
-        from training.estimate import estimate_wall_time
+        from training.bench.estimate import estimate_wall_time
 
         print(json.dumps({"recipe": recipe.to_dict(), "pairs_per_step": recipe.pairs_per_step,
                           "estimate": estimate_wall_time(recipe, opts)}, indent=2))
         global SKIP_TEARDOWN
         SKIP_TEARDOWN = True
         return 0
-    from training.pretrain import pretrain
+    from training.pretrain.loop import pretrain
 
     t0 = time.perf_counter()
     summary = pretrain(recipe, opts)
@@ -136,7 +136,7 @@ _KSWEEP_OPTIONS = ("device", "precision", "num_threads", "data_root", "out")
 @command("ksweep", "linear accuracy vs views per image K at a fixed budget of views (a small Fig. 2b)")
 def _ksweep_parser(p: argparse.ArgumentParser) -> None:
     from training.evaluate.protocols import LINEAR_EPOCHS
-    from training.recipes import RunOptions
+    from training.pretrain.recipes import RunOptions
 
     add_recipe_flags(p, skip=("k", "epochs"))
     p.add_argument("--ks", type=int, nargs="+", default=[2, 4, 8, 16], help="views per image to compare")
@@ -154,8 +154,8 @@ def _ksweep_parser(p: argparse.ArgumentParser) -> None:
 def _run_ksweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from training.ksweep import format_k_sweep, run_k_sweep
-    from training.recipes import RecipeError, RunOptions
+    from training.pretrain.recipes import RecipeError, RunOptions
+    from training.studies.ksweep import format_k_sweep, run_k_sweep
 
     if args.views_budget < 1:
         raise RecipeError(f"--views-budget must be positive; got {args.views_budget}")
@@ -186,7 +186,7 @@ def _data_parser(p: argparse.ArgumentParser) -> None:
 
 def _run_data(args: argparse.Namespace) -> int:
     from training.data import DATASETS, load_split, search_roots
-    from training.recipes import dataset_names, require
+    from training.pretrain.recipes import dataset_names, require
 
     unknown = [name for name in args.names if name not in DATASETS]
     require(not unknown, f"unknown dataset(s) {unknown}; choose from {dataset_names()}")
@@ -228,7 +228,7 @@ def _export_parser(p: argparse.ArgumentParser) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from training.export import export_checkpoint, export_metrics_from
+    from training.release.export import export_checkpoint, export_metrics_from
 
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file; pass the checkpoint.pt of a run "
@@ -283,8 +283,8 @@ def _run_publish(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rr_zoo.manifest import add_metrics
-    from training.export import export_metrics_from
-    from training.publish import publish
+    from training.release.export import export_metrics_from
+    from training.release.publish import publish
 
     metrics = [m for path in args.metrics for m in export_metrics_from(path)]
     if args.folder is None:
@@ -317,7 +317,7 @@ def _benchmark_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="benchmarks/out/benchmark.json")
     p.add_argument("--original-repo", default=None, metavar="PATH",
                    help="a clone of mpatacchiola/self-supervised-relational-reasoning: time ITS training code "
-                        "against our `pretrain` on the same images instead (training/bench_original.py); "
+                        "against our `pretrain` on the same images instead (training/bench/original.py); "
                         "--steps then means timed steps per run after a warm-up epoch as long (0: full epochs)")
     p.add_argument("--repeats", type=int, default=3, help="--original-repo: interleaved runs per side, best kept")
     p.add_argument("--original-workers", type=int, default=0,
@@ -330,12 +330,12 @@ def _benchmark_parser(p: argparse.ArgumentParser) -> None:
 
 def _run_benchmark(args: argparse.Namespace) -> int:
     if args.original_repo:
-        from training.bench_original import run_from_args
+        from training.bench.original import run_from_args
 
         return run_from_args(args)
     from rr_zoo.models import ARCHITECTURES
     from training.benchmark import HEADER, format_table, run_benchmark
-    from training.recipes import require
+    from training.pretrain.recipes import require
 
     unknown = sorted(set(args.archs) - set(ARCHITECTURES))
     require(not unknown, f"--archs: unknown {unknown}; choose from {sorted(ARCHITECTURES)}")
@@ -360,7 +360,7 @@ def _supervised_parser(p: argparse.ArgumentParser) -> None:
 
 
 def _run_supervised(args: argparse.Namespace) -> int:
-    from training.supervised import train_supervised
+    from training.evaluate.supervised import train_supervised
 
     summary = train_supervised(args.entry, args.dataset, args.epochs, args.out, args.seed, args.data_root,
                                args.max_train, args.device)
@@ -380,8 +380,8 @@ def _curves_parser(p: argparse.ArgumentParser) -> None:
 
 
 def _run_curves(args: argparse.Namespace) -> int:
-    from training.curves import plot_curves, read_curve
-    from training.recipes import RecipeError
+    from training.pretrain.recipes import RecipeError
+    from training.studies.curves import plot_curves, read_curve
 
     if args.labels is not None and len(args.labels) != len(args.folders):
         raise RecipeError(f"--labels gives {len(args.labels)} labels for {len(args.folders)} folders; "

@@ -4,7 +4,7 @@ Purpose (why it is kept): ``python -m training benchmark`` without ``--original-
 this one in one process, for a quick check where the original repository cannot be cloned (no network) or
 does not run (its code expects an old torchvision / CUDA). Numbers from it are labelled "re-implementation"
 and are never reported as the original's: every speed claim in benchmarks/README.md comes from
-``benchmark --original-repo PATH`` (``training/bench_original.py``), which runs the original's own code.
+``benchmark --original-repo PATH`` (``training/bench/original.py``), which runs the original's own code.
 
 What the original does per step (method.md and its code's structure): every image is a PIL
 image; the dataset applies the torchvision transform K times per image (one PIL pipeline per

@@ -59,7 +59,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from training.estimate import best_seconds
+from training.bench.estimate import best_seconds
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -67,7 +67,7 @@ FLOP_M, FLOP_KS = 4, (2, 3)
 
 DRIVER = '''"""Run the ORIGINAL repository's train_unsupervised.py unchanged, for rr-zoo's benchmark.
 
-Written by training/bench_original.py into a temp folder; run with the working directory holding
+Written by training/bench/original.py into a temp folder; run with the working directory holding
 ./data/cifar-10-batches-py (--dataset cifar10) or ./data/tiny-imagenet-200/train (--dataset tiny).
 sys.path gets the clone (--repo); nothing in the clone is edited.
 
@@ -278,8 +278,8 @@ def scale_flops(per_k: dict[int, float], m_counted: int, m: int, k: int) -> floa
 
 def count_ours(arch: str, k: int, m: int, size: int = 32) -> float:
     """FLOPs of our forward + backward (``relation_loss``) at (m, k) on ``size``² views, exactly as a step does."""
-    from training.pretrain import build_model, relation_loss
-    from training.recipes import recipe_for_entry
+    from training.pretrain.loop import build_model, relation_loss
+    from training.pretrain.recipes import recipe_for_entry
 
     recipe = recipe_for_entry(f"rr_{arch}_cifar10", k=k, batch_size=m)
     model = build_model(recipe, 3)
@@ -326,8 +326,8 @@ def ceiling_step(arch: str, views: int, precision: str, channels_last: bool, siz
     allocator setting of a run.
     """
     from rr_zoo.models import build_backbone
-    from training.allocator import keep_freed_memory
-    from training.pretrain import autocast_context
+    from training.pretrain.loop import autocast_context
+    from training.runtime.allocator import keep_freed_memory
 
     keep_freed_memory()  # as pretrain does: without it every step pays ~280k page faults
     layout = torch.channels_last if channels_last else torch.contiguous_format
@@ -357,8 +357,8 @@ def backbone_ceiling(arch: str, views: int, precision: str, channels_last: bool,
 def ceiling_variants(arch: str) -> list[tuple[str, bool, bool]]:
     """(precision, channels_last, compiled) the ceiling is timed in: fp32, and bf16 where the CPU has it,
     eager in both layouts, and compiled in ``channels_last`` where ``pretrain --compile auto`` compiles."""
-    from training.compile import compile_pays_on_cpu
-    from training.precision import resolve_precision
+    from training.runtime.compile import compile_pays_on_cpu
+    from training.runtime.precision import resolve_precision
 
     precisions = ["fp32"] + (["bf16"] if resolve_precision("auto") == "bf16" else [])
     return [(p, cl, False) for p in precisions for cl in (False, True)] + [
@@ -444,7 +444,7 @@ class Harness:
     def ceiling(self, arch: str, k: int, m: int) -> dict[str, float]:
         """Backbone-only views/s on K·M views per ``"<precision> <layout>"`` (one fresh subprocess)."""
         run = self._next(f"ceiling_{arch}_k{k}")
-        _run([self.python, "-m", "training.bench_original", "ceiling", arch, str(k * m), str(self.threads),
+        _run([self.python, "-m", "training.bench.original", "ceiling", arch, str(k * m), str(self.threads),
               str(run / "result.json"), str(self.dataset.size)], PROJECT_ROOT, _env(self.threads), run / "log.txt")
         return json.loads((run / "result.json").read_text())
 
@@ -454,8 +454,8 @@ class Harness:
         ``--compile`` is what ``auto`` picks for a full-length run of this backbone and precision
         (a benchmark run is too short for ``auto`` to compile; the first compiled step is in the warm-up).
         """
-        from training.compile import compile_pays_on_cpu
-        from training.precision import resolve_precision
+        from training.runtime.compile import compile_pays_on_cpu
+        from training.runtime.precision import resolve_precision
 
         compiled = compile_pays_on_cpu(arch, resolve_precision(precision))
         run = self._next(f"ours_{precision}_{arch}_k{k}")
@@ -534,7 +534,7 @@ def bench_config(h: Harness, arch: str, k: int, m: int, steps: int, repeats: int
     precision and layout; each of our steps is reported as a share of the best ceiling of its precision
     in the layout it trains in (``channels_last``).
     """
-    from training.precision import resolve_precision
+    from training.runtime.precision import resolve_precision
 
     default = resolve_precision("auto")
     row: dict[str, Any] = {"arch": arch, "k": k, "m": m, "views_per_step": k * m, "default_precision": default,
@@ -634,7 +634,7 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
         torch.set_num_threads(threads)
         peaks = [measure_peaks(matmul_n)]
         _, baseline_rss, _ = _run([python, "-c", "import torch, torchvision"], work, _env(threads), work / "import.log")
-        from training.provenance import code_commit
+        from training.release.provenance import code_commit
 
         meta = {"original_repo": str(repo), "original_commit": _git_commit(repo), "code_commit": code_commit(),
                 "command": "python -m training benchmark " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == [
@@ -723,7 +723,7 @@ def run_from_args(args) -> int:
 
 
 def _ceiling_child(argv: list[str]) -> int:
-    """``python -m training.bench_original ceiling ARCH VIEWS THREADS OUT [SIZE]``: the ceiling subprocess."""
+    """``python -m training.bench.original ceiling ARCH VIEWS THREADS OUT [SIZE]``: the ceiling subprocess."""
     arch, views, threads, out = argv[0], int(argv[1]), int(argv[2]), Path(argv[3])
     size = int(argv[4]) if len(argv) > 4 else 32
     torch.set_num_threads(threads)
@@ -735,5 +735,5 @@ def _ceiling_child(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["ceiling"]:
-        sys.exit("usage: python -m training.bench_original ceiling ARCH VIEWS THREADS OUT (run by the benchmark)")
+        sys.exit("usage: python -m training.bench.original ceiling ARCH VIEWS THREADS OUT (run by the benchmark)")
     sys.exit(_ceiling_child(sys.argv[2:]))

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.augment import normalize
+from training.pretrain.augment import normalize
 
 
 @torch.no_grad()

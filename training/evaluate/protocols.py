@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from training.flags import option
 from training.help_choices import listed
-from training.recipes import RecipeError, require, require_device
+from training.pretrain.recipes import RecipeError, require, require_device
 
 if TYPE_CHECKING:
     from rr_zoo.manifest import ZooEntry
@@ -65,7 +65,7 @@ class EvalSpec:
 
     def __post_init__(self) -> None:
         from training.data import canonical_dataset_name
-        from training.recipes import evaluation_split, splits_of
+        from training.pretrain.recipes import evaluation_split, splits_of
 
         object.__setattr__(self, "dataset", canonical_dataset_name(self.dataset))  # folder:/absolute/path
         splits = splits_of(self.dataset)

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from rr_zoo.manifest import ZooEntry, load_manifest
-from training.checkpoint import atomic_write_text, load_checkpoint
 from training.data import dataset_label, from_files, get_dataset_spec
 from training.evaluate import figures, finetune, knn, linear  # noqa: F401  (register their protocols)
 from training.evaluate.protocols import EvalSpec, get_protocol, run_protocol
 from training.evaluate.source import load_backbone
 from training.flags import command_flags
-from training.recipes import RecipeError
+from training.pretrain.checkpoint import atomic_write_text, load_checkpoint
+from training.pretrain.recipes import RecipeError
 
 
 @dataclass(frozen=True)

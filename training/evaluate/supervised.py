@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.checkpoint import TrainingCheckpoint
 from training.data import get_dataset_spec
 from training.evaluate.finetune import finetune_model
 from training.evaluate.protocols import EvalSpec
 from training.evaluate.source import load_backbone
+from training.pretrain.checkpoint import TrainingCheckpoint
 
 
 def train_supervised(entry: str, dataset: str | None, epochs: int, out: str | Path, seed: int = 0,

@@ -1,7 +1,7 @@
 """Relational-reasoning pretraining: the step and the resumable loop.
 
 Data flow: uint8 images (decoded once) -> K views per image made on the
-training device (``training.augment``) -> backbone -> pair logits
+training device (``training.pretrain.augment``) -> backbone -> pair logits
 (``RelationHead.forward_views``, identical to ``make_pairs`` + head) -> focal
 loss -> Adam. Checkpoints are atomic and hold every RNG state and the data
 position, so a run killed at any point resumes to the same result.
@@ -28,14 +28,14 @@ from torch import nn
 from rr_zoo.atomic import atomic_write
 from rr_zoo.models import build_backbone
 from rr_zoo.relation import RelationHead, focal_loss, relation_input_features
-from training.allocator import keep_freed_memory
-from training.augment import AugmentConfig, make_views
-from training.checkpoint import TrainingCheckpoint, atomic_write_text, load_checkpoint
-from training.compile import resolve_compile
 from training.data import DataRequest, DatasetSpec, get_dataset_spec, load_split, subset_indices
-from training.precision import native_bf16, resolve_precision
-from training.provenance import environment
-from training.recipes import Recipe, RecipeError, RunOptions, evaluation_split
+from training.pretrain.augment import AugmentConfig, make_views
+from training.pretrain.checkpoint import TrainingCheckpoint, atomic_write_text, load_checkpoint
+from training.pretrain.recipes import Recipe, RecipeError, RunOptions, evaluation_split
+from training.release.provenance import environment
+from training.runtime.allocator import keep_freed_memory
+from training.runtime.compile import resolve_compile
+from training.runtime.precision import native_bf16, resolve_precision
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
@@ -201,7 +201,7 @@ def keep_batchnorm_stats(layers: list[nn.modules.batchnorm._BatchNorm]):
 
 
 def run_precision(opts: RunOptions, device: str, ckpt_path: Path) -> tuple[str, str]:
-    """The precision a run trains in, and why (:func:`training.precision.resolve_precision`).
+    """The precision a run trains in, and why (:func:`training.runtime.precision.resolve_precision`).
 
     ``auto`` resolves on this machine, except that a resumed run keeps the precision its
     checkpoint recorded (a resume continues the same computation).
@@ -301,7 +301,7 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     """
     if opts.num_threads:
         torch.set_num_threads(opts.num_threads)
-    keep_freed_memory()  # no page faults on the step's large tensors (training/allocator.py)
+    keep_freed_memory()  # no page faults on the step's large tensors (training/runtime/allocator.py)
     device, joined_here = init_distributed(opts.device)
     try:
         return _pretrain(recipe, opts, device)
@@ -341,7 +341,7 @@ def _pretrain(recipe: Recipe, opts: RunOptions, device: str) -> dict[str, Any]:
                           "leave out --knn-every")
     init = None  # --init: checked and loaded before anything is written
     if recipe.init is not None and ckpt is None:
-        from training.init import load_init
+        from training.pretrain.init import load_init
 
         init = load_init(recipe.init, recipe, spec.channels)
     init_record = init.record if init is not None else (ckpt.init if ckpt is not None else None)
@@ -351,7 +351,7 @@ def _pretrain(recipe: Recipe, opts: RunOptions, device: str) -> dict[str, Any]:
 
     model = build_model(recipe, spec.channels)
     if init is not None:
-        from training.init import apply_init
+        from training.pretrain.init import apply_init
 
         apply_init(init, model.backbone, model.head)
     memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
@@ -547,7 +547,7 @@ def online_knn(backbone: nn.Module, recipe: Recipe, opts: RunOptions, device: st
 
     ``request``: the run's :func:`data_request` (folder datasets; default: built from the recipe).
     """
-    from training.features import extract_features, knn_accuracy
+    from training.evaluate.features import extract_features, knn_accuracy
 
     request = request or data_request(recipe, opts)
     spec = get_dataset_spec(recipe.dataset, request)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rr_zoo.manifest import load_manifest
-from training.compile import COMPILE_CHOICES, MIN_STEPS, compiled_by_auto
 from training.flags import option
 from training.help_choices import listed
+from training.runtime.compile import COMPILE_CHOICES, MIN_STEPS, compiled_by_auto
 
 LOSSES = ("focal", "bce")
 OPTIMIZERS = ("adam",)
@@ -204,11 +204,11 @@ class RunOptions:
     device: str = option("cpu", "cpu, cuda or cuda:N")
     precision: str = option("auto", "training precision. auto: bf16 autocast where the hardware multiplies bf16 "
                             "natively (CPU flags avx512_bf16/amx_bf16, CUDA compute capability >= 8.0), else fp32; "
-                            "the run records and its command pins the precision used (training.precision). "
+                            "the run records and its command pins the precision used (training.runtime.precision). "
                             "fp16: CUDA only, with a grad scaler", choices=PRECISIONS)
     compile: str = option("auto", "torch.compile the backbone. auto: on CPU where it was measured to pay "
                           f"({compiled_by_auto()}), in runs of {MIN_STEPS}+ steps, with a C++ compiler on PATH; "
-                          "eager elsewhere (training.compile)",
+                          "eager elsewhere (training.runtime.compile)",
                           choices=COMPILE_CHOICES, record=False)
     channels_last: bool = option(True, "channels-last (NHWC) memory format for convolutions", record=False)
     grad_checkpointing: bool = option(

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from training.checkpoint import TrainingCheckpoint
 from training.flags import command_flags
-from training.recipes import Recipe, RunOptions
+from training.pretrain.checkpoint import TrainingCheckpoint
+from training.pretrain.recipes import Recipe, RunOptions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,7 +95,7 @@ def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
     """Provenance record of a pretraining checkpoint (``overrides`` win, e.g. a hardware note).
 
     Args:
-        ckpt: Loaded ``checkpoint.pt`` (:func:`training.checkpoint.load_checkpoint`).
+        ckpt: Loaded ``checkpoint.pt`` (:func:`training.pretrain.checkpoint.load_checkpoint`).
         run_dir: Its run folder (for log.jsonl).
         overrides: Fields to set explicitly.
 

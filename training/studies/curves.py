@@ -6,7 +6,7 @@ Each argument is a run folder (``log.jsonl`` + ``checkpoint.pt``) or an export f
 ``config.json``, whose provenance holds the recipe the weights were trained with). Views seen after a
 logged epoch = ``global_step`` × M × K of that run's recipe (images per step × views per image). The
 accuracy is the log's ``knn_acc``: the online weighted kNN of ``pretrain --knn-every`` (up to 10,000
-labelled train images as the bank, the test split as queries; see ``training.pretrain.online_knn``).
+labelled train images as the bank, the test split as queries; see ``training.pretrain.loop.online_knn``).
 Writes the figure and a JSON of the plotted points beside it.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rr_zoo.atomic import atomic_write
-from training.recipes import RecipeError
+from training.pretrain.recipes import RecipeError
 
 LOG = "log.jsonl"
 
@@ -43,7 +43,7 @@ def run_recipe(folder: Path) -> dict[str, Any]:
         if recipe:
             return {**recipe, "entry": meta.get("entry"), "precision": (meta.get("provenance") or {}).get("precision")}
     if (folder / "checkpoint.pt").is_file():
-        from training.checkpoint import load_checkpoint
+        from training.pretrain.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(folder / "checkpoint.pt")
         return {**ckpt.recipe, "precision": ckpt.options.get("precision")}

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from training.checkpoint import atomic_write_text, load_checkpoint
 from training.evaluate.protocols import LINEAR_EPOCHS
-from training.recipes import Recipe, RecipeError, RunOptions
+from training.pretrain.checkpoint import atomic_write_text, load_checkpoint
+from training.pretrain.recipes import Recipe, RecipeError, RunOptions
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def run_k_sweep(recipe: Recipe, opts: RunOptions, ks: list[int], views_budget: i
     from training.data import load_split
     from training.evaluate import EvalSpec, run_protocol
     from training.evaluate.source import load_backbone
-    from training.pretrain import CHECKPOINT, data_request, pretrain
+    from training.pretrain.loop import CHECKPOINT, data_request, pretrain
 
     n_images = load_split(recipe.dataset, recipe.split, root=opts.data_root,
                           request=data_request(recipe, opts)).images.shape[0]
