@@ -26,7 +26,7 @@ def measure(arch: str, precision: str, threads: int, repeats: int) -> dict:
     import torch
 
     from rr_zoo.models import build_backbone
-    from training.pretrain.loop import autocast_context
+    from training.method.step import autocast_context
     from training.runtime.allocator import keep_freed_memory
 
     keep_freed_memory()

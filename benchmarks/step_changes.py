@@ -54,7 +54,8 @@ def child(arch: str, k: int, reps: int, only: str | None = None) -> dict:
     from rr_zoo.relation import focal_loss
     from tests.test_fused_head import reference_adjust_hue
     from training.data import load_split
-    from training.pretrain.loop import augment_config, build_model, build_optimizer, train_step
+    from training.method.step import build_model, build_optimizer, train_step
+    from training.pretrain.inputs import augment_config
     from training.pretrain.recipes import recipe_for_entry
 
     images = load_split("cifar10_4k", "train").images[:64].clone()

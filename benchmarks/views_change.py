@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     import training.pretrain.augment as now
     from training.bench.original import cpu_info
     from training.data import load_split
-    from training.pretrain.loop import augment_config
+    from training.pretrain.inputs import augment_config
     from training.pretrain.recipes import recipe_for_entry
     from training.release.provenance import code_commit
     from training.runtime.allocator import keep_freed_memory

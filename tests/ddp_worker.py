@@ -13,7 +13,7 @@ import torch.distributed as dist
 
 from rr_zoo.models import build_backbone
 from rr_zoo.relation import RelationHead
-from training.pretrain.loop import RelationalModel, relation_loss
+from training.method.step import RelationalModel, relation_loss
 from training.pretrain.recipes import recipe_for_entry
 
 

@@ -12,9 +12,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import training.bench.estimate
-import training.pretrain.loop
+import training.method.step
 from training.bench.estimate import count_step_flops, markdown_table, step_flops
-from training.pretrain.loop import build_model, relation_loss
+from training.method.step import build_model, relation_loss
 from training.pretrain.recipes import recipe_for_entry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -69,14 +69,14 @@ def test_dry_run_removes_its_gradient_dropping_hooks():
     from training.pretrain.recipes import RunOptions
 
     seen = []
-    original = training.pretrain.loop.build_model
+    original = training.method.step.build_model
 
     def spy(*args, **kwargs):
         seen.append(original(*args, **kwargs))
         return seen[-1]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(training.pretrain.loop, "build_model", spy)
+        mp.setattr(training.method.step, "build_model", spy)
         training.bench.estimate.estimate_wall_time(recipe_for_entry("rr_conv4_cifar10", batch_size=4, k=2),
                                              RunOptions(num_threads=1))
     params = list(seen[-1].backbone.parameters())

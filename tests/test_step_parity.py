@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from training.method.step import autocast_context, build_model, relation_loss, train_step
 from training.pretrain.augment import make_views
-from training.pretrain.loop import augment_config, autocast_context, build_model, relation_loss, train_step
+from training.pretrain.inputs import augment_config
 from training.pretrain.recipes import RunOptions, recipe_for_entry
 from training.runtime.precision import native_bf16, resolve_precision
 

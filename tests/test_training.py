@@ -219,7 +219,7 @@ def test_compiled_step_matches_eager():
     Measured against a float64 step: eager fp32 gradients are within 3e-6, compiled ones within 1.5e-3 in
     Conv-4's first two blocks (inductor's fused BatchNorm backward), 3e-6 elsewhere.
     """
-    from training.pretrain.loop import build_model, relation_loss
+    from training.method.step import build_model, relation_loss
 
     recipe = recipe_for_entry("rr_conv4_cifar10", k=3, batch_size=8)
     torch.manual_seed(0)

@@ -19,9 +19,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from training.data import get_dataset_spec
+from training.method.step import build_model, build_optimizer, train_step
 from training.original_step import original_step, original_transform, to_pil
 from training.pretrain.augment import make_views
-from training.pretrain.loop import augment_config, build_model, build_optimizer, train_step
+from training.pretrain.inputs import augment_config
 from training.pretrain.recipes import recipe_for_entry
 
 

@@ -95,7 +95,7 @@ def count_step_flops(recipe: Recipe, m: int, k: int, in_chans: int, image_size: 
         Total FLOPs counted (convolutions and matrix products, forward and backward).
     """
     from rr_zoo.relation import focal_loss
-    from training.pretrain.loop import build_model
+    from training.method.step import build_model
 
     small = replace(recipe, batch_size=m, k=k)
     with torch.device(device):
@@ -149,7 +149,7 @@ def best_seconds(fn, repeats: int = 2) -> float:
 def dataset_shape_of(recipe: Recipe) -> tuple[int, int, int]:
     """(image side, channels, images in the recipe's split); no image is read (a folder is only listed)."""
     from training.data import dataset_shape
-    from training.pretrain.loop import data_request
+    from training.pretrain.inputs import data_request
 
     return dataset_shape(recipe.dataset, recipe.split, data_request(recipe))
 
@@ -172,16 +172,10 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
         the dry run's own peak RSS.
     """
     from training.data import from_files
-    from training.pretrain.loop import (
-        RelationalModel,
-        augment_config,
-        autocast_context,
-        build_model,
-        build_optimizer,
-        make_views,
-        peak_rss_mib,
-        relation_loss,
-    )
+    from training.method.step import RelationalModel, autocast_context, build_model, build_optimizer, relation_loss
+    from training.pretrain.augment import make_views
+    from training.pretrain.inputs import augment_config
+    from training.runtime.machine import peak_rss_mib
     from training.runtime.precision import native_bf16, resolve_precision
 
     if opts.num_threads:
@@ -367,7 +361,8 @@ def import_baseline(threads: int) -> dict[str, float]:
     It ends as a dry run does (``os._exit`` after the imports, no interpreter teardown: see
     ``training.__main__.exit_now``), so the two peaks compare like with like.
     """
-    code = "import os, torch, timm, training.pretrain.loop, training.bench.estimate; os._exit(0)"
+    code = ("import os, torch, timm, training.method.step, training.pretrain.inputs, training.bench.estimate; "
+            "os._exit(0)")
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     _, status, usage = os.wait4(proc.pid, 0)
     return {"peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "exit_status": os.waitstatus_to_exitcode(status)}

@@ -278,7 +278,7 @@ def scale_flops(per_k: dict[int, float], m_counted: int, m: int, k: int) -> floa
 
 def count_ours(arch: str, k: int, m: int, size: int = 32) -> float:
     """FLOPs of our forward + backward (``relation_loss``) at (m, k) on ``size``² views, exactly as a step does."""
-    from training.pretrain.loop import build_model, relation_loss
+    from training.method.step import build_model, relation_loss
     from training.pretrain.recipes import recipe_for_entry
 
     recipe = recipe_for_entry(f"rr_{arch}_cifar10", k=k, batch_size=m)
@@ -326,7 +326,7 @@ def ceiling_step(arch: str, views: int, precision: str, channels_last: bool, siz
     allocator setting of a run.
     """
     from rr_zoo.models import build_backbone
-    from training.pretrain.loop import autocast_context
+    from training.method.step import autocast_context
     from training.runtime.allocator import keep_freed_memory
 
     keep_freed_memory()  # as pretrain does: without it every step pays ~280k page faults

@@ -1,21 +1,16 @@
-"""Relational-reasoning pretraining: the step and the resumable loop.
+"""Relational-reasoning pretraining: the resumable loop around the method's step (``training.method.step``).
 
-Data flow: uint8 images (decoded once) -> K views per image made on the
-training device (``training.pretrain.augment``) -> backbone -> pair logits
-(``RelationHead.forward_views``, identical to ``make_pairs`` + head) -> focal
-loss -> Adam. Checkpoints are atomic and hold every RNG state and the data
-position, so a run killed at any point resumes to the same result.
+Data flow: uint8 images (decoded once) -> K views per image made on the training device
+(``training.pretrain.augment``) -> :func:`~training.method.step.train_step`. Checkpoints are atomic
+and hold every RNG state and the data position, so a run killed at any point resumes to the same result.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import resource
 import signal
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -26,15 +21,16 @@ import torch.distributed as dist
 from torch import nn
 
 from rr_zoo.atomic import atomic_write
-from rr_zoo.models import build_backbone
-from rr_zoo.relation import RelationHead, focal_loss, relation_input_features
-from training.data import DataRequest, DatasetSpec, get_dataset_spec, load_split, subset_indices
-from training.pretrain.augment import AugmentConfig, make_views
+from training.data import DataRequest, get_dataset_spec, load_split, subset_indices
+from training.method.step import RelationalModel, build_model, build_optimizer, train_step
+from training.pretrain.augment import make_views
 from training.pretrain.checkpoint import TrainingCheckpoint, atomic_write_text, load_checkpoint
+from training.pretrain.inputs import augment_config, data_request
 from training.pretrain.recipes import Recipe, RecipeError, RunOptions, evaluation_split
 from training.release.provenance import environment
 from training.runtime.allocator import keep_freed_memory
 from training.runtime.compile import resolve_compile
+from training.runtime.machine import peak_cuda_mib, peak_rss_mib
 from training.runtime.precision import native_bf16, resolve_precision
 
 CHECKPOINT = "checkpoint.pt"
@@ -66,140 +62,6 @@ def init_distributed(device: str) -> tuple[str, bool]:
     return device, True
 
 
-def build_model(recipe: Recipe, in_chans: int) -> RelationalModel:
-    """Backbone (pooled features) + relation head, seeded by the recipe."""
-    torch.manual_seed(recipe.seed)
-    backbone = build_backbone(recipe.architecture, num_classes=0, in_chans=in_chans)
-    head = RelationHead(relation_input_features(backbone.num_features, recipe.aggregation), recipe.relation_hidden)
-    return RelationalModel(backbone, head)
-
-
-def build_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
-    """Adam over backbone and head (the paper: lr 1e-3, no weight decay, no schedule)."""
-    return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-
-
-def autocast_context(device: str, precision: str):
-    """Autocast for bf16/fp16, a no-op context for fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
-
-
-def augment_config(recipe: Recipe, spec: DatasetSpec | None = None) -> AugmentConfig:
-    """The paper's view distribution for the recipe's dataset (``spec``: the run's, if already resolved)."""
-    spec = spec or dataset_spec(recipe)
-    return AugmentConfig(size=spec.image_size, mean=spec.mean, std=spec.std)
-
-
-def data_request(recipe: Recipe, opts: RunOptions | None = None, ckpt: TrainingCheckpoint | None = None,
-                 progress: bool = False) -> DataRequest:
-    """What a run asks of a folder dataset (registered datasets ignore it): the entry's input side (or the
-    recipe's ``image_size``) and channels, the recipe's mean/std (else measured on the images; a resumed run
-    keeps its checkpoint's), ``--strict``."""
-    from rr_zoo.manifest import load_manifest
-
-    entry = load_manifest().get(recipe.entry)
-    mean, std = recipe.mean, recipe.std
-    if ckpt is not None and ckpt.preprocessing:
-        mean, std = mean or tuple(ckpt.preprocessing["mean"]), std or tuple(ckpt.preprocessing["std"])
-    return DataRequest(image_size=recipe.image_size or int(entry.preprocessing["input_size"][-1]),
-                       channels=entry.in_chans, mean=mean, std=std, strict=bool(opts and opts.strict),
-                       progress=progress)
-
-
-def dataset_spec(recipe: Recipe, opts: RunOptions | None = None) -> DatasetSpec:
-    """The spec of the recipe's dataset (a folder's is built for the run: :func:`data_request`)."""
-    return get_dataset_spec(recipe.dataset, data_request(recipe, opts))
-
-
-# ----------------------------------------------------------------------------- step
-class RelationalModel(nn.Module):
-    """Backbone + relation head as one module (one DDP wrapper, one gradient reducer).
-
-    ``forward(views, k, aggregation)`` returns pair logits and targets of a view-major batch.
-    """
-
-    def __init__(self, backbone: nn.Module, head: RelationHead) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward(self, views: torch.Tensor, k: int, aggregation: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.head.forward_views(self.backbone(views), k, aggregation)
-
-
-def relation_loss(model: nn.Module, views: torch.Tensor, recipe: Recipe,
-                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Loss and pair-accuracy counts of one view-major batch.
-
-    Args:
-        model: :class:`RelationalModel` (possibly DDP-wrapped).
-        views: (K·M, C, H, W) view-major batch.
-        recipe: Supplies K, aggregation and the loss constants.
-
-    Returns:
-        ``(loss, stats)`` with stats ``correct_pos``, ``correct_neg``, ``n_pos``, ``n_neg`` (tensors).
-    """
-    logits, targets = model(views, recipe.k, recipe.aggregation)
-    if recipe.loss == "focal":
-        loss = focal_loss(logits, targets, gamma=recipe.focal_gamma, alpha=recipe.focal_alpha)
-    else:
-        loss = focal_loss(logits, targets, gamma=0.0, alpha=None)
-    with torch.no_grad():
-        pred = (logits.detach().float() > 0).float()
-        pos = targets > 0.5
-        stats = {"correct_pos": (pred[pos] == 1).sum(), "correct_neg": (pred[~pos] == 0).sum(),
-                 "n_pos": pos.sum(), "n_neg": (~pos).sum()}
-    return loss, stats
-
-
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, views: torch.Tensor, recipe: Recipe,
-               precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
-               ) -> tuple[float, dict[str, torch.Tensor]]:
-    """One optimisation step on a view-major batch; returns (loss value, accuracy counts).
-
-    With gradient checkpointing on (``backbone.set_grad_checkpointing(True)``) the backward pass
-    recomputes the backbone's forward, which would update its BatchNorm running statistics a
-    second time; they are restored to their values after the (single) forward, so the step equals
-    the plain one in loss, gradients and BatchNorm statistics.
-    """
-    optimizer.zero_grad(set_to_none=True)
-    with autocast_context(str(views.device), precision):
-        loss, stats = relation_loss(model, views, recipe)
-    with keep_batchnorm_stats(recomputed_batchnorms(model)):
-        (scaler.scale(loss) if scaler is not None else loss).backward()
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    return loss.item(), stats
-
-
-def recomputed_batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    """Training-mode BatchNorm layers inside modules with ``grad_checkpointing`` on (run twice per step)."""
-    found: list[nn.modules.batchnorm._BatchNorm] = []
-    for module in model.modules():
-        if getattr(module, "grad_checkpointing", False):
-            found += [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-                      and m.training and m.track_running_stats and m not in found]
-    return found
-
-
-@contextlib.contextmanager
-def keep_batchnorm_stats(layers: list[nn.modules.batchnorm._BatchNorm]):
-    """Restore the running statistics of ``layers`` on exit (undoes the update of a recomputed forward)."""
-    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in layers]
-    yield
-    with torch.no_grad():
-        for m, (mean, var, count) in zip(layers, saved):
-            m.running_mean.copy_(mean)
-            m.running_var.copy_(var)
-            m.num_batches_tracked.copy_(count)
-
-
 def run_precision(opts: RunOptions, device: str, ckpt_path: Path) -> tuple[str, str]:
     """The precision a run trains in, and why (:func:`training.runtime.precision.resolve_precision`).
 
@@ -221,17 +83,6 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """Deterministic shuffle of the dataset for an epoch (same on every process)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=gen)
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far (CPU memory), in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
-def peak_cuda_mib(device: str) -> float:
-    """Peak CUDA memory allocated by torch on ``device``, in MiB."""
-    return torch.cuda.max_memory_allocated(device) / 2**20
 
 
 class StopFlag:

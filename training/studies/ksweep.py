@@ -78,7 +78,8 @@ def run_k_sweep(recipe: Recipe, opts: RunOptions, ks: list[int], views_budget: i
     from training.data import load_split
     from training.evaluate import EvalSpec, run_protocol
     from training.evaluate.source import load_backbone
-    from training.pretrain.loop import CHECKPOINT, data_request, pretrain
+    from training.pretrain.inputs import data_request
+    from training.pretrain.loop import CHECKPOINT, pretrain
 
     n_images = load_split(recipe.dataset, recipe.split, root=opts.data_root,
                           request=data_request(recipe, opts)).images.shape[0]
