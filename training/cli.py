@@ -307,42 +307,35 @@ def _run_publish(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- benchmark
-@command("benchmark", "time the full training step: ours vs a faithful original step, same run, same machine")
+@command("benchmark", "time our pretraining against the original repository's own code, same images, same machine")
 def _benchmark_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--archs", nargs="+", default=["conv4", "resnet32"])
     p.add_argument("--ks", type=int, nargs="+", default=[4, 16, 32])
     p.add_argument("--m", type=int, default=64, help="images per step")
-    p.add_argument("--steps", type=int, default=3, help="timed steps per configuration (after 1 warm-up)")
+    p.add_argument("--steps", type=int, default=3,
+                   help="timed steps per run after a warm-up epoch as long (0: full epochs)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="benchmarks/out/benchmark.json")
-    p.add_argument("--original-repo", default=None, metavar="PATH",
-                   help="a clone of mpatacchiola/self-supervised-relational-reasoning: time ITS training code "
-                        "against our `pretrain` on the same images instead (training/bench/original.py); "
-                        "--steps then means timed steps per run after a warm-up epoch as long (0: full epochs)")
-    p.add_argument("--repeats", type=int, default=3, help="--original-repo: interleaved runs per side, best kept")
+    p.add_argument("--original-repo", required=True, metavar="PATH",
+                   help="a clone of mpatacchiola/self-supervised-relational-reasoning: ITS training code is timed "
+                        "against our `pretrain` on the same images (training/bench/original.py)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs per side, best kept")
     p.add_argument("--original-workers", type=int, default=0,
-                   help="--original-repo: the original's DataLoader num_workers (0: in-process, as ours)")
+                   help="the original's DataLoader num_workers (0: in-process, as ours)")
     p.add_argument("--dataset", choices=("cifar10", "tinyimagenet"), default="cifar10",
-                   help="--original-repo: what both sides train on: cifar10 (the shared 4,000-image pack, 32x32) or "
+                   help="what both sides train on: cifar10 (the shared 4,000-image pack, 32x32) or "
                         "tinyimagenet (20 real training JPEGs per class, 64x64, from the data folder: $RR_DATA_DIR)")
     p.set_defaults(fn=_run_benchmark)
 
 
 def _run_benchmark(args: argparse.Namespace) -> int:
-    if args.original_repo:
-        from training.bench.original import run_from_args
-
-        return run_from_args(args)
     from rr_zoo.models import ARCHITECTURES
-    from training.benchmark import HEADER, format_table, run_benchmark
+    from training.bench.original import run_from_args
     from training.pretrain.recipes import require
 
     unknown = sorted(set(args.archs) - set(ARCHITECTURES))
     require(not unknown, f"--archs: unknown {unknown}; choose from {sorted(ARCHITECTURES)}")
-    print(HEADER, flush=True)
-    result = run_benchmark(args.archs, args.ks, args.m, args.steps, args.out, args.threads)
-    print(f"\n{format_table(result)}\nwrote {args.out}")
-    return 0
+    return run_from_args(args)
 
 
 # ----------------------------------------------------------------------------- supervised bound
