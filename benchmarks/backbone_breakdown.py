@@ -167,7 +167,7 @@ def main() -> None:
 
     import torch
 
-    from training.bench.original import cpu_info
+    from training.runtime.machine import cpu_info
 
     ops = json.loads(run_child(args, "ops").strip().splitlines()[-1])
     convs = parse_onednn(run_child(args, "onednn"), args.steps)

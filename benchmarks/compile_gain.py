@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/out/compile_gain.json")
     args = parser.parse_args(argv)
-    from training.bench.original import cpu_info
+    from training.runtime.machine import cpu_info
     from training.runtime.precision import resolve_precision
 
     rows = []

@@ -52,7 +52,7 @@ def time_once(argv: list[str]) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Time every help; print a table and write the JSON."""
     from rr_zoo.atomic import atomic_write
-    from training.bench.original import cpu_info
+    from training.runtime.machine import cpu_info
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.help_time", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=5, help="runs per help, interleaved (default: %(default)s)")

@@ -186,7 +186,7 @@ def main() -> int:
     args = p.parse_args()
     import torch
 
-    from training.bench.original import cpu_info
+    from training.runtime.machine import cpu_info
 
     rows = []
     for arch in args.archs:

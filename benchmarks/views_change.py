@@ -53,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import training.pretrain.augment as now
-    from training.bench.original import cpu_info
     from training.data import load_split
     from training.pretrain.inputs import augment_config
     from training.pretrain.recipes import recipe_for_entry
     from training.release.provenance import code_commit
     from training.runtime.allocator import keep_freed_memory
+    from training.runtime.machine import cpu_info
 
     keep_freed_memory()
     torch.set_num_threads(1)

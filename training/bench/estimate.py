@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import rr_zoo
     from training.release.provenance import code_commit, hardware
-    from training.runtime.precision import cpu_flags
+    from training.runtime.machine import cpu_flags
 
     parser = argparse.ArgumentParser(prog="python -m training.bench.estimate", description=main.__doc__)
     parser.add_argument("--all-entries", action="store_true", help="every manifest entry (default)")

@@ -60,8 +60,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from training.bench.estimate import best_seconds
+from training.runtime.machine import cpu_info
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CIFAR_FOLDER = "cifar-10-batches-py"
 FLOP_M, FLOP_KS = 4, (2, 3)
 
@@ -480,22 +481,6 @@ class Harness:
 
 
 # ----------------------------------------------------------------------------- the benchmark
-def cpu_info() -> dict[str, Any]:
-    """This CPU's model name, its SIMD flags (avx*, amx*, fma, sse4*) and core count, for a benchmark's JSON."""
-    name, flags = platform.processor(), []
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name") and name in ("", platform.processor()):
-                name = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = sorted(f for f in line.split(":", 1)[1].split()
-                               if f.startswith(("avx", "amx", "fma", "sse4")))
-                break
-    except OSError:
-        pass
-    return {"processor": name, "flags": flags, "cores": os.cpu_count()}
-
-
 def _count_images(data: Path) -> int:
     """Images the benchmark wrote: CIFAR-10 pickle rows, or image files of the tiny-ImageNet tree."""
     pickles = sorted((data / CIFAR_FOLDER).glob("data_batch_*"))

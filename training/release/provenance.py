@@ -22,8 +22,9 @@ import torch
 from training.flags import command_flags
 from training.pretrain.checkpoint import TrainingCheckpoint
 from training.pretrain.recipes import Recipe, RunOptions
+from training.runtime.machine import cpu_model
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def code_commit(root: Path = REPO_ROOT) -> str:
@@ -55,14 +56,7 @@ def hardware(device: str = "cpu", threads: int | None = None) -> str:
     """One line naming the processor (or GPU) and the threads used."""
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return f"{cpu}, {os.cpu_count()} logical CPUs, {threads or torch.get_num_threads()} torch thread(s)"
 
 
