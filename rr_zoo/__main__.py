@@ -97,14 +97,14 @@ def _open_image(path: str):
 
 def leave_one_out_knn(features, labels, k: int = 20, temperature: float = 0.07) -> float:
     """Accuracy (%) of a weighted cosine k-NN vote for each image among all the others."""
-    import torch
     import torch.nn.functional as F
+
+    from rr_zoo.neighbours import knn_votes
 
     normed = F.normalize(features, dim=1)
     sim = normed @ normed.t()
     sim.fill_diagonal_(-float("inf"))  # an image never votes for itself
-    top, idx = sim.topk(min(k, len(labels) - 1), dim=1)
-    votes = torch.zeros(len(labels), int(labels.max()) + 1).scatter_add_(1, labels[idx], (top / temperature).exp())
+    votes = knn_votes(sim, labels, min(k, len(labels) - 1), temperature, int(labels.max()) + 1)
     return 100.0 * (votes.argmax(1) == labels).float().mean().item()
 
 
