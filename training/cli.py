@@ -374,13 +374,13 @@ def _curves_parser(p: argparse.ArgumentParser) -> None:
 
 def _run_curves(args: argparse.Namespace) -> int:
     from training.pretrain.recipes import RecipeError
-    from training.studies.curves import plot_curves, read_curve
+    from training.studies.curves import plot_knn_curves, read_curve
 
     if args.labels is not None and len(args.labels) != len(args.folders):
         raise RecipeError(f"--labels gives {len(args.labels)} labels for {len(args.folders)} folders; "
                           "give one per folder or none")
     labels = args.labels or [None] * len(args.folders)
-    summary = plot_curves([read_curve(f, label) for f, label in zip(args.folders, labels)], args.out)
+    summary = plot_knn_curves([read_curve(f, label) for f, label in zip(args.folders, labels)], args.out)
     for curve in summary["curves"]:
         print(f"{curve['label']:32s} {curve['views'][-1] / 1e6:6.2f}M views: kNN {curve['knn_acc'][-1]:.2f} %")
     print(f"figure: {summary['figure']}\npoints: {summary['figure'].rsplit('.', 1)[0]}.json")

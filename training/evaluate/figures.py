@@ -14,15 +14,6 @@ from training.evaluate.protocols import EvalSpec, protocol
 from training.evaluate.source import FeatureSource
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def retrieval_grid(source: FeatureSource, spec: EvalSpec, neighbours: torch.Tensor, path: Path,
                    n_queries: int = 8) -> Path:
     """PNG: random test queries (not cherry-picked), each with its nearest training images (green = same class).
@@ -34,7 +25,8 @@ def retrieval_grid(source: FeatureSource, spec: EvalSpec, neighbours: torch.Tens
         path: PNG to write.
         n_queries: Rows of the grid.
     """
-    plt = _pyplot()
+    from matplotlib.figure import Figure  # no pyplot: no backend to choose, nothing left open
+
     train = load_split(spec.dataset, spec.train_split, root=spec.data_root, request=source.data_request())
     test = load_split(spec.dataset, spec.test_split, root=spec.data_root, request=source.data_request())
     # neighbours and queries index the (possibly capped) subsets the features were computed on
@@ -43,7 +35,8 @@ def retrieval_grid(source: FeatureSource, spec: EvalSpec, neighbours: torch.Tens
     gen = torch.Generator().manual_seed(spec.seed)
     queries = torch.randperm(neighbours.shape[0], generator=gen)[:n_queries].tolist()
     k = neighbours.shape[1]
-    fig, axes = plt.subplots(len(queries), k + 1, figsize=((k + 1) * 0.9, len(queries) * 0.95))
+    fig = Figure(figsize=((k + 1) * 0.9, len(queries) * 0.95))
+    axes = fig.subplots(len(queries), k + 1, squeeze=False)
 
     def show(ax, img, label, ok=None):
         arr = img.permute(1, 2, 0).numpy()
@@ -67,16 +60,15 @@ def retrieval_grid(source: FeatureSource, spec: EvalSpec, neighbours: torch.Tens
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
-    plt.close(fig)
     return path
 
 
 @protocol("embedding")
 def embedding(source: FeatureSource, spec: EvalSpec, max_points: int = 2000) -> dict[str, Any]:
     """2-D t-SNE of test features coloured by class (PNG)."""
+    from matplotlib.figure import Figure
     from sklearn.manifold import TSNE
 
-    plt = _pyplot()
     feats, labels = labelled_features(source, spec, spec.test_split)
     gen = torch.Generator().manual_seed(spec.seed)
     idx = torch.randperm(feats.shape[0], generator=gen)[:max_points]
@@ -85,7 +77,8 @@ def embedding(source: FeatureSource, spec: EvalSpec, max_points: int = 2000) -> 
     xy = TSNE(2, perplexity=perplexity, init="pca", random_state=spec.seed).fit_transform(
         F.normalize(feats, dim=1).numpy())
     classes = load_split(spec.dataset, spec.test_split, root=spec.data_root, request=source.data_request()).classes
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
     for c in labels.unique().tolist():
         sel = (labels == c).numpy()
         ax.scatter(xy[sel, 0], xy[sel, 1], s=3, label=classes[c] if c < len(classes) else str(c))
@@ -96,5 +89,4 @@ def embedding(source: FeatureSource, spec: EvalSpec, max_points: int = 2000) -> 
     path = Path(spec.out) / f"tsne_{dataset_label(spec.dataset)}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return {"value": None, "points": len(idx), "png": str(path)}

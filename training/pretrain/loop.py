@@ -111,19 +111,17 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
-def plot_curves(log_path: Path, out_png: Path) -> Path | None:
+def plot_training_curves(log_path: Path, out_png: Path) -> Path | None:
     """Loss and pair accuracy per epoch from ``log.jsonl`` as a PNG."""
     rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r.get("kind") == "epoch"]
     if not rows:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend to choose, nothing left open
 
     epochs = [r["epoch"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig = Figure(figsize=(10, 3.5))
+    axes = fig.subplots(1, 2)
     axes[0].plot(epochs, [r["loss"] for r in rows], marker="o")
     axes[0].set(xlabel="epoch", ylabel="focal loss", title="relation loss")
     axes[1].plot(epochs, [r["acc_pos"] for r in rows], marker="o", label="positives")
@@ -135,7 +133,6 @@ def plot_curves(log_path: Path, out_png: Path) -> Path | None:
     axes[1].legend()
     fig.tight_layout()
     atomic_write(out_png, lambda fh: fig.savefig(fh, format="png", dpi=100))
-    plt.close(fig)
     return out_png
 
 
@@ -304,7 +301,7 @@ def _pretrain(recipe: Recipe, opts: RunOptions, device: str) -> dict[str, Any]:
                 with open(out / LOG, "a") as fh:
                     fh.write(json.dumps(last_log) + "\n")
                 print(json.dumps(last_log), flush=True)
-    plot = plot_curves(out / LOG, out / "curves.png") if rank == 0 and (out / LOG).exists() else None
+    plot = plot_training_curves(out / LOG, out / "curves.png") if rank == 0 and (out / LOG).exists() else None
     summary = {"stopped_early": stopped, "epoch": epoch, "global_step": global_step, "last": last_log,
                "checkpoint": str(ckpt_path), "log": str(out / LOG), "plot": str(plot) if plot else None}
     if rank == 0:

@@ -67,16 +67,14 @@ def read_curve(folder: str | Path, label: str | None = None) -> Curve:
     return Curve(label, str(folder), recipe, [p[0] for p in points], [p[1] for p in points])
 
 
-def plot_curves(curves: list[Curve], out_png: str | Path) -> dict[str, Any]:
+def plot_knn_curves(curves: list[Curve], out_png: str | Path) -> dict[str, Any]:
     """Draw every curve on one axis (views seen, log scale); write the PNG and its points as JSON beside it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend to choose, nothing left open
 
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.subplots()
     for curve in curves:
         ax.plot([v / 1e6 for v in curve.views], curve.knn_acc, marker="o", markersize=3, label=curve.label)
     datasets = sorted({c.recipe.get("dataset", "?") for c in curves})
@@ -88,7 +86,6 @@ def plot_curves(curves: list[Curve], out_png: str | Path) -> dict[str, Any]:
     ax.legend()
     fig.tight_layout()
     atomic_write(out_png, lambda fh: fig.savefig(fh, dpi=110, format="png"))
-    plt.close(fig)
     summary = {"figure": str(out_png), "curves": [
         {"label": c.label, "source": c.source, "architecture": c.recipe.get("architecture"),
          "dataset": c.recipe.get("dataset"), "k": c.recipe.get("k"), "batch_size": c.recipe.get("batch_size"),

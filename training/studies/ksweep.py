@@ -128,12 +128,10 @@ def format_k_sweep(summary: dict[str, Any]) -> str:
 
 def plot_k_sweep(rows: list[dict[str, Any]], path: Path, recipe: Recipe, views_budget: int) -> Path:
     """Linear accuracy vs K (log-2 axis), written atomically."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no backend to choose, nothing left open
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    fig = Figure(figsize=(4.5, 3.2))
+    ax = fig.subplots()
     ks = [r["k"] for r in rows]
     ax.errorbar(ks, [r["linear"] for r in rows], yerr=[r["linear_std"] or 0 for r in rows], marker="o")
     ax.set_xscale("log", base=2)
@@ -146,6 +144,5 @@ def plot_k_sweep(rows: list[dict[str, Any]], path: Path, recipe: Recipe, views_b
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=120)
-    plt.close(fig)
     tmp.replace(path)
     return path
