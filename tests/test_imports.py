@@ -20,6 +20,7 @@ PROJECT_FOLDERS = (*PACKAGES, "benchmarks", "examples", "tests")
 # files that put a folder OUTSIDE the project on sys.path, and why
 FOREIGN_PATHS = {
     "rr_zoo/launch.py": "runs timm's train.py from a clone of timm: its folder comes first, as for `python train.py`",
+    "training/bench/original_driver.py": "imports the original repository's modules from its clone (--repo)",
 }
 
 
