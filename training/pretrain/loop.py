@@ -12,7 +12,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,8 +159,55 @@ def pretrain(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
             dist.destroy_process_group()
 
 
+@dataclass
+class _Run:
+    """Everything one pretraining process holds: set up by :func:`_set_up`, advanced by :func:`_train_epoch`."""
+
+    recipe: Recipe
+    opts: RunOptions
+    device: str
+    rank: int
+    world: int
+    local_m: int                      # images per step on this process
+    out: Path
+    request: DataRequest
+    spec: Any                         # the dataset's DatasetSpec (a folder's, built for the run)
+    images: torch.Tensor              # uint8 (N, C, H, W), on the device for CUDA
+    steps_per_epoch: int
+    preprocessing: dict[str, Any]
+    init_record: dict[str, Any] | None
+    model: RelationalModel
+    model_fwd: nn.Module              # the model, DDP-wrapped under torchrun
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    aug_gen: torch.Generator
+    aug_cfg: Any                      # AugmentConfig
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    acc: dict[str, float] = field(default_factory=lambda: _new_accumulator())
+    env: dict[str, Any] = field(default_factory=dict)  # provenance of the run's start (rank 0), kept across resumes
+    train_seconds: float = 0.0        # wall time of training steps, summed over resumes
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out / CHECKPOINT
+
+
 def _pretrain(recipe: Recipe, opts: RunOptions, device: str) -> dict[str, Any]:
     """:func:`pretrain` once the process group (if any) is joined and ``device`` resolved."""
+    run = _set_up(recipe, opts, device)
+    stopped, last_log = False, {}
+    with StopFlag() as flag:
+        while run.epoch < recipe.epochs and not stopped:
+            stopped = _train_epoch(run, flag)
+            if not stopped:
+                last_log = _end_epoch(run)
+    return _finish(run, stopped, last_log)
+
+
+def _processes(recipe: Recipe, device: str) -> tuple[int, int, int]:
+    """(rank, world size, images per step on this process), checked against the device and batch size."""
     rank, world = dist_info()
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RecipeError(f"device={device!r} but CUDA is not available here; use --device cpu")
@@ -169,21 +216,20 @@ def _pretrain(recipe: Recipe, opts: RunOptions, device: str) -> dict[str, Any]:
     local_m = recipe.batch_size // world
     if local_m < 2:
         raise RecipeError(f"each process needs >= 2 images per step; got {local_m}")
+    return rank, world, local_m
+
+
+def _set_up(recipe: Recipe, opts: RunOptions, device: str) -> _Run:
+    """Data, model, optimiser and RNG of a run, restored from its checkpoint with ``--resume``.
+
+    Every check of the inputs (data, ``--init``) comes before anything is written.
+    """
+    rank, world, local_m = _processes(recipe, device)
     out = Path(opts.out)
-    ckpt_path = out / CHECKPOINT
-    ckpt = load_checkpoint(ckpt_path) if opts.resume else None  # read first: a folder keeps its normalisation
+    ckpt = load_checkpoint(out / CHECKPOINT) if opts.resume else None  # read first: a folder keeps its normalisation
     request = data_request(recipe, opts, ckpt, progress=opts.progress and rank == 0)
     spec = get_dataset_spec(recipe.dataset, request)
-    data = load_split(recipe.dataset, recipe.split, root=opts.data_root, request=request)
-    images = data.images
-    if device.startswith("cuda"):
-        images = images.to(device)  # uint8 on the GPU, as airbench does
-    steps_per_epoch = images.shape[0] // recipe.batch_size  # drop the last partial batch
-    if opts.steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, opts.steps_per_epoch)
-    if steps_per_epoch < 1:
-        raise RecipeError(f"{recipe.dataset}/{recipe.split} has {images.shape[0]} images, fewer than "
-                          f"batch_size={recipe.batch_size}; use more images or a smaller --batch-size")
+    images, steps_per_epoch = _training_images(recipe, opts, request, device)
     if opts.knn_every and spec.num_classes == 0:
         raise RecipeError(f"--knn-every needs labels and {recipe.dataset} has none (no class sub-folders); "
                           "leave out --knn-every")
@@ -192,12 +238,54 @@ def _pretrain(recipe: Recipe, opts: RunOptions, device: str) -> dict[str, Any]:
         from training.pretrain.init import load_init
 
         init = load_init(recipe.init, recipe, spec.channels)
-    init_record = init.record if init is not None else (ckpt.init if ckpt is not None else None)
-    preprocessing = {"input_size": list(spec.input_size), "mean": list(spec.mean), "std": list(spec.std)}
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
 
-    model = build_model(recipe, spec.channels)
+    model = _place_model(recipe, opts, spec.channels, init, device, world)
+    precision, why = run_precision(opts, device, out / CHECKPOINT)
+    opts = replace(opts, precision=precision)  # recorded in the checkpoint: the reproducing command pins it
+    if rank == 0:
+        print(json.dumps({"kind": "precision", "precision": precision, "why": why}), flush=True)
+    run = _Run(
+        recipe=recipe, opts=opts, device=device, rank=rank, world=world, local_m=local_m, out=out,
+        request=request, spec=spec, images=images, steps_per_epoch=steps_per_epoch,
+        preprocessing={"input_size": list(spec.input_size), "mean": list(spec.mean), "std": list(spec.std)},
+        init_record=init.record if init is not None else (ckpt.init if ckpt is not None else None),
+        model=model, model_fwd=model, optimizer=build_optimizer(recipe, model.parameters()),
+        scaler=torch.amp.GradScaler("cuda") if opts.precision == "fp16" else None,
+        aug_gen=torch.Generator(device=device).manual_seed(recipe.seed * 7919 + rank),
+        aug_cfg=augment_config(recipe, spec))
+    if ckpt is not None:
+        restore(ckpt, recipe, model, run.optimizer, run.scaler, run.aug_gen, rank)
+        run.epoch, run.step_in_epoch, run.global_step = ckpt.epoch, ckpt.step_in_epoch, ckpt.global_step
+        run.acc, run.env, run.train_seconds = dict(ckpt.accumulator), ckpt.environment, ckpt.train_seconds
+    elif rank == 0:
+        (out / LOG).unlink(missing_ok=True)
+    if rank == 0 and not run.env:
+        run.env = environment(device, opts.num_threads)
+    _compile(run)
+    run.model_fwd = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    return run
+
+
+def _training_images(recipe: Recipe, opts: RunOptions, request: DataRequest, device: str,
+                     ) -> tuple[torch.Tensor, int]:
+    """The split's uint8 images (on the GPU for CUDA, as airbench does) and the steps per epoch."""
+    images = load_split(recipe.dataset, recipe.split, root=opts.data_root, request=request).images
+    if device.startswith("cuda"):
+        images = images.to(device)
+    steps_per_epoch = images.shape[0] // recipe.batch_size  # drop the last partial batch
+    if opts.steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, opts.steps_per_epoch)
+    if steps_per_epoch < 1:
+        raise RecipeError(f"{recipe.dataset}/{recipe.split} has {images.shape[0]} images, fewer than "
+                          f"batch_size={recipe.batch_size}; use more images or a smaller --batch-size")
+    return images, steps_per_epoch
+
+
+def _place_model(recipe: Recipe, opts: RunOptions, channels: int, init, device: str, world: int) -> RelationalModel:
+    """The seeded model (with ``--init`` weights), on the device in the run's memory format."""
+    model = build_model(recipe, channels)
     if init is not None:
         from training.pretrain.init import apply_init
 
@@ -209,102 +297,102 @@ def _pretrain(recipe: Recipe, opts: RunOptions, device: str) -> dict[str, Any]:
         model.backbone = nn.SyncBatchNorm.convert_sync_batchnorm(model.backbone)
     if opts.grad_checkpointing:
         model.backbone.set_grad_checkpointing(True)
-    precision, why = run_precision(opts, device, out / CHECKPOINT)
-    opts = replace(opts, precision=precision)  # recorded in the checkpoint: the reproducing command pins it
-    if rank == 0:
-        print(json.dumps({"kind": "precision", "precision": precision, "why": why}), flush=True)
-    optimizer = build_optimizer(recipe, model.parameters())
-    scaler = torch.amp.GradScaler("cuda") if opts.precision == "fp16" else None
-    aug_gen = torch.Generator(device=device).manual_seed(recipe.seed * 7919 + rank)
-    aug_cfg = augment_config(recipe, spec)
+    return model
 
-    epoch, step_in_epoch, global_step = 0, 0, 0
-    acc = _new_accumulator()
-    env: dict[str, Any] = {}  # provenance of the run's start (rank 0), kept across resumes
-    train_seconds = 0.0  # wall time of training steps, summed over resumes
-    if ckpt is not None:
-        restore(ckpt, recipe, model, optimizer, scaler, aug_gen, rank)
-        epoch, step_in_epoch, global_step = ckpt.epoch, ckpt.step_in_epoch, ckpt.global_step
-        acc, env, train_seconds = dict(ckpt.accumulator), ckpt.environment, ckpt.train_seconds
-    elif rank == 0:
-        (out / LOG).unlink(missing_ok=True)
-    if rank == 0 and not env:
-        env = environment(device, opts.num_threads)
-    compiled, why = resolve_compile(opts.compile, recipe.architecture, opts.precision, device,
-                                    (recipe.epochs - epoch) * steps_per_epoch - step_in_epoch, opts.grad_checkpointing)
-    opts = replace(opts, compile="on" if compiled else "off")  # recorded in the checkpoint's options
-    if rank == 0:
+
+def _compile(run: _Run) -> None:
+    """``torch.compile`` the backbone where ``--compile`` says so for the steps left; record the choice."""
+    recipe, opts = run.recipe, run.opts
+    steps_left = (recipe.epochs - run.epoch) * run.steps_per_epoch - run.step_in_epoch
+    compiled, why = resolve_compile(opts.compile, recipe.architecture, opts.precision, run.device, steps_left,
+                                    opts.grad_checkpointing)
+    run.opts = replace(opts, compile="on" if compiled else "off")  # recorded in the checkpoint's options
+    if run.rank == 0:
         print(json.dumps({"kind": "compile", "compiled": compiled, "why": why}), flush=True)
     if compiled:
-        model.backbone.compile()  # in place: state-dict keys unchanged
-    model_fwd = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+        run.model.backbone.compile()  # in place: state-dict keys unchanged
 
-    def save(reason: str) -> None:
-        aug_states = [aug_gen.get_state().cpu()]
-        if world > 1:
-            gathered: list = [None] * world
-            dist.all_gather_object(gathered, aug_states[0])
-            aug_states = gathered
-        if rank != 0:
-            return
-        TrainingCheckpoint(
-            entry=recipe.entry, architecture=recipe.architecture, dataset=recipe.dataset, in_chans=spec.channels,
-            recipe=recipe.to_dict(), options={k: v for k, v in asdict(opts).items() if k != "extra"},
-            backbone=model.backbone.state_dict(), relation=model.head.state_dict(),
-            optimizer=optimizer.state_dict(), scaler=scaler.state_dict() if scaler else None,
-            epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step, accumulator=acc,
-            rng={"aug": aug_states, "torch": torch.get_rng_state()}, saved_because=reason, world_size=world,
-            environment=env, train_seconds=train_seconds, preprocessing=preprocessing, init=init_record,
-        ).save(ckpt_path)
 
+def _save(run: _Run, reason: str) -> None:
+    """Checkpoint the run (every process takes part under DDP: the augmentation RNG states are gathered)."""
+    aug_states = [run.aug_gen.get_state().cpu()]
+    if run.world > 1:
+        gathered: list = [None] * run.world
+        dist.all_gather_object(gathered, aug_states[0])
+        aug_states = gathered
+    if run.rank != 0:
+        return
+    recipe = run.recipe
+    TrainingCheckpoint(
+        entry=recipe.entry, architecture=recipe.architecture, dataset=recipe.dataset, in_chans=run.spec.channels,
+        recipe=recipe.to_dict(), options={k: v for k, v in asdict(run.opts).items() if k != "extra"},
+        backbone=run.model.backbone.state_dict(), relation=run.model.head.state_dict(),
+        optimizer=run.optimizer.state_dict(), scaler=run.scaler.state_dict() if run.scaler else None,
+        epoch=run.epoch, step_in_epoch=run.step_in_epoch, global_step=run.global_step, accumulator=run.acc,
+        rng={"aug": aug_states, "torch": torch.get_rng_state()}, saved_because=reason, world_size=run.world,
+        environment=run.env, train_seconds=run.train_seconds, preprocessing=run.preprocessing,
+        init=run.init_record,
+    ).save(run.ckpt_path)
+
+
+def _train_epoch(run: _Run, flag: StopFlag) -> bool:
+    """The rest of the current epoch's steps; True when a signal stopped the run (a checkpoint is saved)."""
+    recipe, opts, rank, m = run.recipe, run.opts, run.rank, run.local_m
+    perm = epoch_permutation(run.images.shape[0], recipe.seed, run.epoch)
+    bar = _progress(opts.progress and rank == 0, run.steps_per_epoch, run.step_in_epoch, run.epoch, recipe.epochs)
+    t_start = time.perf_counter()
     stopped = False
-    last_log: dict[str, Any] = {}
-    with StopFlag() as flag:
-        while epoch < recipe.epochs and not stopped:
-            perm = epoch_permutation(images.shape[0], recipe.seed, epoch)
-            bar = _progress(opts.progress and rank == 0, steps_per_epoch, step_in_epoch, epoch, recipe.epochs)
-            t_start = time.perf_counter()
-            while step_in_epoch < steps_per_epoch:
-                idx = perm[step_in_epoch * recipe.batch_size:(step_in_epoch + 1) * recipe.batch_size]
-                idx = idx[rank * local_m:(rank + 1) * local_m]
-                batch = images[idx.to(images.device)].to(device, non_blocking=True)
-                views = make_views(batch, recipe.k, aug_cfg, generator=aug_gen, channels_last=opts.channels_last)
-                loss, stats = train_step(model_fwd, optimizer, views, recipe, opts.precision, scaler)
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss} at epoch {epoch} step {step_in_epoch}; "
-                                             "try --precision fp32 or a lower --lr")
-                step_seconds = time.perf_counter() - t_start
-                _accumulate(acc, loss, stats, step_seconds, local_m * recipe.k)
-                train_seconds += step_seconds
-                t_start = time.perf_counter()
-                step_in_epoch += 1
-                global_step += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{acc['loss_sum'] / acc['steps']:.4f}")
-                stop_now = _agree(flag.stop, device)
-                if stop_now or (opts.ckpt_every_steps and global_step % opts.ckpt_every_steps == 0):
-                    save("signal" if stop_now else "steps")
-                if stop_now:
-                    stopped = True
-                    break
-            if bar is not None:
-                bar.close()
-            if stopped:
-                break
-            last_log = _epoch_log(acc, epoch, global_step, device)
-            if opts.knn_every and (epoch + 1) % opts.knn_every == 0 and rank == 0:
-                last_log["knn_acc"] = online_knn(model.backbone, recipe, opts, device, request=request)
-            epoch, step_in_epoch, acc = epoch + 1, 0, _new_accumulator()
-            save("epoch")
-            if rank == 0:
-                with open(out / LOG, "a") as fh:
-                    fh.write(json.dumps(last_log) + "\n")
-                print(json.dumps(last_log), flush=True)
-    plot = plot_training_curves(out / LOG, out / "curves.png") if rank == 0 and (out / LOG).exists() else None
-    summary = {"stopped_early": stopped, "epoch": epoch, "global_step": global_step, "last": last_log,
-               "checkpoint": str(ckpt_path), "log": str(out / LOG), "plot": str(plot) if plot else None}
-    if rank == 0:
+    while run.step_in_epoch < run.steps_per_epoch:
+        idx = perm[run.step_in_epoch * recipe.batch_size:(run.step_in_epoch + 1) * recipe.batch_size]
+        idx = idx[rank * m:(rank + 1) * m]
+        batch = run.images[idx.to(run.images.device)].to(run.device, non_blocking=True)
+        views = make_views(batch, recipe.k, run.aug_cfg, generator=run.aug_gen, channels_last=opts.channels_last)
+        loss, stats = train_step(run.model_fwd, run.optimizer, views, recipe, opts.precision, run.scaler)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss} at epoch {run.epoch} step {run.step_in_epoch}; "
+                                     "try --precision fp32 or a lower --lr")
+        step_seconds = time.perf_counter() - t_start
+        _accumulate(run.acc, loss, stats, step_seconds, m * recipe.k)
+        run.train_seconds += step_seconds
+        t_start = time.perf_counter()
+        run.step_in_epoch += 1
+        run.global_step += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{run.acc['loss_sum'] / run.acc['steps']:.4f}")
+        stop_now = _agree(flag.stop, run.device)
+        if stop_now or (opts.ckpt_every_steps and run.global_step % opts.ckpt_every_steps == 0):
+            _save(run, "signal" if stop_now else "steps")
+        if stop_now:
+            stopped = True
+            break
+    if bar is not None:
+        bar.close()
+    return stopped
+
+
+def _end_epoch(run: _Run) -> dict[str, Any]:
+    """Close a finished epoch: its log row (with the online kNN accuracy when due), a checkpoint, log.jsonl."""
+    last_log = _epoch_log(run.acc, run.epoch, run.global_step, run.device)
+    opts = run.opts
+    if opts.knn_every and (run.epoch + 1) % opts.knn_every == 0 and run.rank == 0:
+        last_log["knn_acc"] = online_knn(run.model.backbone, run.recipe, opts, run.device, request=run.request)
+    run.epoch, run.step_in_epoch, run.acc = run.epoch + 1, 0, _new_accumulator()
+    _save(run, "epoch")
+    if run.rank == 0:
+        with open(run.out / LOG, "a") as fh:
+            fh.write(json.dumps(last_log) + "\n")
+        print(json.dumps(last_log), flush=True)
+    return last_log
+
+
+def _finish(run: _Run, stopped: bool, last_log: dict[str, Any]) -> dict[str, Any]:
+    """The run's summary (and, on rank 0, its curves.png and summary.json)."""
+    out = run.out
+    plot = plot_training_curves(out / LOG, out / "curves.png") if run.rank == 0 and (out / LOG).exists() else None
+    summary = {"stopped_early": stopped, "epoch": run.epoch, "global_step": run.global_step, "last": last_log,
+               "checkpoint": str(run.ckpt_path), "log": str(out / LOG), "plot": str(plot) if plot else None}
+    if run.rank == 0:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
