@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from training import run_folders
 from training.flags import add_flags, values_from_args
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def options_from_args(args: argparse.Namespace, recipe: Recipe) -> RunOptions:
     from training.pretrain.recipes import RunOptions
 
     values = values_from_args(args, RunOptions)
-    return RunOptions(**{**values, "out": values.get("out") or f"runs/{recipe.entry}-s{recipe.seed}"})
+    return RunOptions(**{**values, "out": values.get("out") or run_folders.pretrain_dir(recipe.entry, recipe.seed)})
 
 
 @command("pretrain", "relational-reasoning pretraining of a zoo entry (recipe from the manifest)")
@@ -64,7 +65,7 @@ def _pretrain_parser(p: argparse.ArgumentParser) -> None:
 
     add_recipe_flags(p)
     add_flags(p.add_argument_group("run options"), RunOptions, defaults={"out": None},
-              default_help={"out": "runs/<entry>-s<seed>"})
+              default_help={"out": run_folders.PRETRAIN})
     p.add_argument("--dry-run", action="store_true", help="print the recipe and a wall-time estimate, then exit")
     p.set_defaults(fn=_run_pretrain)
 
@@ -108,7 +109,7 @@ def _evaluate_parser(p: argparse.ArgumentParser) -> None:
                    help="classifier seeds; several give mean ± std (default 0; with --check, the published seeds)")
     add_flags(p, EvalSpec, defaults={"dataset": None, "out": None},
               default_help={"dataset": "the protocol's, else the one the weights were trained on",
-                            "out": "runs/eval/<entry>"})
+                            "out": run_folders.EVAL})
     p.add_argument("--check", action="store_true",
                    help="compare with the manifest's published value for this protocol/dataset; exit 1 if off")
     p.add_argument("--tolerance", type=float, default=0.5,
@@ -147,7 +148,7 @@ def _ksweep_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-seeds", type=int, nargs="+", default=[0], help="linear-classifier seeds")
     p.add_argument("--eval-max-train", type=int, default=None, help="cap labelled train images (quick runs)")
     p.add_argument("--eval-max-test", type=int, default=None, help="cap test images (quick runs)")
-    add_flags(p, RunOptions, only=_KSWEEP_OPTIONS, defaults={"out": "runs/ksweep"})
+    add_flags(p, RunOptions, only=_KSWEEP_OPTIONS, defaults={"out": run_folders.KSWEEP})
     p.set_defaults(fn=_run_ksweep)
 
 
@@ -232,7 +233,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file; pass the checkpoint.pt of a run "
-                                "(python -m training pretrain writes runs/<entry>-s<seed>/checkpoint.pt)")
+                                f"(python -m training pretrain writes {run_folders.PRETRAIN}/checkpoint.pt)")
     metrics = [m for path in args.metrics for m in export_metrics_from(path)]
     provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
     out = export_checkpoint(args.checkpoint, args.out, args.entry, metrics, provenance, args.figures,
@@ -368,7 +369,7 @@ def _curves_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("folders", nargs="+", metavar="FOLDER",
                    help="run folders (log.jsonl + checkpoint.pt) or export folders (log.jsonl + config.json)")
     p.add_argument("--labels", nargs="+", default=None, help="legend labels, one per folder (default: from recipes)")
-    p.add_argument("--out", default="runs/knn_vs_views.png", help="figure; its points go to the .json beside it")
+    p.add_argument("--out", default=run_folders.KNN_CURVES_PNG, help="figure; its points go to the .json beside it")
     p.set_defaults(fn=_run_curves)
 
 

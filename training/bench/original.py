@@ -60,6 +60,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from training.bench.estimate import best_seconds
+from training.run_folders import LOG
 from training.runtime.machine import cpu_info
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -360,7 +361,7 @@ class Harness:
         if steps:
             cmd += ["--steps-per-epoch", str(steps)]
         wall, rss, cpu = _run(cmd, PROJECT_ROOT, _env(self.threads), run / "log.txt")
-        logs = [json.loads(line) for line in (run / "out" / "log.jsonl").read_text().splitlines() if line]
+        logs = [json.loads(line) for line in (run / "out" / LOG).read_text().splitlines() if line]
         timed = logs[-1]
         shutil.rmtree(run / "out")
         n_steps = steps or None

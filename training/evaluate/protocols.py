@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from training import run_folders
 from training.flags import option
 from training.help_choices import listed
 from training.pretrain.recipes import RecipeError, require, require_device
@@ -37,7 +38,7 @@ class EvalSpec:
     dataset: str = option(help="evaluation dataset: a registered one, or folder:PATH, a folder of your images in "
                                "one sub-folder per class (its train/ + test/ or val/, else a fixed seeded split)",
                           choices=listed("datasets"))
-    out: str = option("runs/eval", "folder for the JSON results and PNG figures", record=False)
+    out: str = option(run_folders.EVAL_ROOT, "folder for the JSON results and PNG figures", record=False)
     data_root: str | None = option(None, "dataset folder (default: the dataset's own, see training.data)")
     seed: int = option(0, "seed of the classifier (and of a random init)", cli=False)
     train_split: str = option("train", "labelled split the classifier is trained on")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rr_zoo.manifest import ZooEntry, load_manifest
+from training import run_folders
 from training.data import dataset_label, from_files, get_dataset_spec
 from training.evaluate import figures, finetune, knn, linear  # noqa: F401  (register their protocols)
 from training.evaluate.protocols import EvalSpec, get_protocol, run_protocol
@@ -93,7 +94,7 @@ def evaluate(protocol: str, entry: str | None = None, weights: str | None = None
     seeds = list(seeds or (published or {}).get("seeds") or [0])
     source = load_backbone(entry, weights, seed=seeds[0])
     dataset = (options.get("dataset") or proto.dataset or (published or {}).get("dataset") or source.trained_on)
-    out = options.get("out") or f"runs/eval/{source.entry.name}"
+    out = options.get("out") or run_folders.eval_dir(source.entry.name)
     spec = EvalSpec(**{**options, "dataset": dataset, "out": out, "seed": seeds[0]})
     dataset = spec.dataset  # canonical: folder:/absolute/path
     split = get_dataset_spec(dataset, source.data_request()).notes.get("split") if from_files(dataset) else None

@@ -28,13 +28,11 @@ from training.pretrain.checkpoint import TrainingCheckpoint, atomic_write_text, 
 from training.pretrain.inputs import augment_config, data_request
 from training.pretrain.recipes import Recipe, RecipeError, RunOptions, evaluation_split
 from training.release.provenance import environment
+from training.run_folders import CHECKPOINT, CURVES_PNG, LOG, SUMMARY
 from training.runtime.allocator import keep_freed_memory
 from training.runtime.compile import resolve_compile
 from training.runtime.machine import peak_cuda_mib, peak_rss_mib
 from training.runtime.precision import native_bf16, resolve_precision
-
-CHECKPOINT = "checkpoint.pt"
-LOG = "log.jsonl"
 
 
 # ----------------------------------------------------------------------------- setup
@@ -389,11 +387,11 @@ def _end_epoch(run: _Run) -> dict[str, Any]:
 def _finish(run: _Run, stopped: bool, last_log: dict[str, Any]) -> dict[str, Any]:
     """The run's summary (and, on rank 0, its curves.png and summary.json)."""
     out = run.out
-    plot = plot_training_curves(out / LOG, out / "curves.png") if run.rank == 0 and (out / LOG).exists() else None
+    plot = plot_training_curves(out / LOG, out / CURVES_PNG) if run.rank == 0 and (out / LOG).exists() else None
     summary = {"stopped_early": stopped, "epoch": run.epoch, "global_step": run.global_step, "last": last_log,
                "checkpoint": str(run.ckpt_path), "log": str(out / LOG), "plot": str(plot) if plot else None}
     if run.rank == 0:
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
 
 

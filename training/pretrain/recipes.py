@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rr_zoo.manifest import load_manifest
+from training import run_folders
 from training.flags import option
 from training.help_choices import listed
 from training.runtime.compile import COMPILE_CHOICES, MIN_STEPS, compiled_by_auto
@@ -200,7 +201,7 @@ def recipe_for_entry(entry_name: str, **overrides: Any) -> Recipe:
 class RunOptions:
     """How a run executes; none of this changes the method."""
 
-    out: str = option("runs/default", "run folder: checkpoint.pt, log.jsonl, curves.png", record=False)
+    out: str = option(run_folders.DEFAULT, "run folder: checkpoint.pt, log.jsonl, curves.png", record=False)
     device: str = option("cpu", "cpu, cuda or cuda:N")
     precision: str = option("auto", "training precision. auto: bf16 autocast where the hardware multiplies bf16 "
                             "natively (CPU flags avx512_bf16/amx_bf16, CUDA compute capability >= 8.0), else fp32; "

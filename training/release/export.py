@@ -13,6 +13,7 @@ from rr_zoo.manifest import ZooEntry, load_manifest
 from training.pretrain.checkpoint import TrainingCheckpoint, load_checkpoint
 from training.release.model_card import model_card, weights_tag
 from training.release.provenance import run_provenance
+from training.run_folders import CURVES_PNG, LOG
 
 _ABSOLUTE_PATH = re.compile(r"(?:^|(?<=[\s'\"=])|(?<=folder:))/[^\s'\"]*")
 
@@ -162,7 +163,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
         if f.suffix != ".png" or not f.is_file():
             raise FileNotFoundError(f"figure {f} is not a PNG file; pass the PNGs written by `evaluate`")
     extra_files = {f.name: f.read_bytes() for f in figures}
-    for name in ("log.jsonl", "curves.png"):
+    for name in (LOG, CURVES_PNG):
         if (run_dir / name).is_file():
             extra_files[name] = (run_dir / name).read_bytes()
     backbone = {k: v.contiguous() for k, v in ckpt.backbone.items()}

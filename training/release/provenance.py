@@ -22,6 +22,7 @@ import torch
 from training.flags import command_flags
 from training.pretrain.checkpoint import TrainingCheckpoint
 from training.pretrain.recipes import Recipe, RunOptions
+from training.run_folders import LOG
 from training.runtime.machine import cpu_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +107,7 @@ def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
         "versions": env.get("versions") or library_versions(),
         "hardware": env.get("hardware") or hardware(options.get("device", "cpu"), options.get("num_threads")),
         "wall_time_s": (round(ckpt.train_seconds, 1) if ckpt.train_seconds
-                        else wall_time_s(run_dir / "log.jsonl")),
+                        else wall_time_s(run_dir / LOG)),
         "date": env.get("date") or datetime.date.today().isoformat(),
         "recipe": {k: v for k, v in ckpt.recipe.items() if k not in ("entry",)},
         "epochs_trained": ckpt.epoch,

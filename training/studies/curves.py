@@ -19,8 +19,7 @@ from typing import Any
 
 from rr_zoo.atomic import atomic_write
 from training.pretrain.recipes import RecipeError
-
-LOG = "log.jsonl"
+from training.run_folders import CHECKPOINT, LOG
 
 
 @dataclass(frozen=True)
@@ -42,10 +41,10 @@ def run_recipe(folder: Path) -> dict[str, Any]:
         recipe = (meta.get("provenance") or {}).get("recipe") or meta.get("recipe")
         if recipe:
             return {**recipe, "entry": meta.get("entry"), "precision": (meta.get("provenance") or {}).get("precision")}
-    if (folder / "checkpoint.pt").is_file():
+    if (folder / CHECKPOINT).is_file():
         from training.pretrain.checkpoint import load_checkpoint
 
-        ckpt = load_checkpoint(folder / "checkpoint.pt")
+        ckpt = load_checkpoint(folder / CHECKPOINT)
         return {**ckpt.recipe, "precision": ckpt.options.get("precision")}
     raise RecipeError(f"{folder}: neither config.json (an export) nor checkpoint.pt (a run folder); "
                       "pass the folder `pretrain --out` or `export --out` wrote")
