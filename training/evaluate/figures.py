@@ -18,6 +18,8 @@ def retrieval_grid(source: FeatureSource, spec: EvalSpec, neighbours: torch.Tens
                    n_queries: int = 8) -> Path:
     """PNG: random test queries (not cherry-picked), each with its nearest training images (green = same class).
 
+    Drawn by :func:`rr_zoo.viz.plot_retrieval`, the one retrieval figure of the project.
+
     Args:
         source: The evaluated weights (for the title).
         spec: The evaluation (dataset, splits and caps the neighbours were computed on).
@@ -25,7 +27,7 @@ def retrieval_grid(source: FeatureSource, spec: EvalSpec, neighbours: torch.Tens
         path: PNG to write.
         n_queries: Rows of the grid.
     """
-    from matplotlib.figure import Figure  # no pyplot: no backend to choose, nothing left open
+    from rr_zoo.viz import ImageSet, plot_retrieval, save_figure
 
     train = load_split(spec.dataset, spec.train_split, root=spec.data_root, request=source.data_request())
     test = load_split(spec.dataset, spec.test_split, root=spec.data_root, request=source.data_request())
@@ -33,34 +35,13 @@ def retrieval_grid(source: FeatureSource, spec: EvalSpec, neighbours: torch.Tens
     train_at = subset_indices(train.images.shape[0], spec.max_train)
     test_at = subset_indices(test.images.shape[0], spec.max_test)
     gen = torch.Generator().manual_seed(spec.seed)
-    queries = torch.randperm(neighbours.shape[0], generator=gen)[:n_queries].tolist()
+    queries = torch.randperm(neighbours.shape[0], generator=gen)[:n_queries]
+    query_set = ImageSet(test.images[test_at[queries]], test.labels[test_at[queries]], list(train.classes))
+    gallery = ImageSet(train.images, train.labels, list(train.classes))
     k = neighbours.shape[1]
-    fig = Figure(figsize=((k + 1) * 0.9, len(queries) * 0.95))
-    axes = fig.subplots(len(queries), k + 1, squeeze=False)
-
-    def show(ax, img, label, ok=None):
-        arr = img.permute(1, 2, 0).numpy()
-        ax.imshow(arr.squeeze(-1) if arr.shape[-1] == 1 else arr, cmap="gray" if arr.shape[-1] == 1 else None)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if ok is not None:
-            for side in ax.spines.values():
-                side.set_edgecolor("green" if ok else "red")
-                side.set_linewidth(2)
-        ax.set_title(label, fontsize=5)
-
-    classes = train.classes
-    for row, q in enumerate(queries):
-        qy = int(test.labels[test_at[q]])
-        show(axes[row, 0], test.images[test_at[q]], f"query: {classes[qy]}")
-        for col, j in enumerate(neighbours[q].tolist()):
-            y = int(train.labels[train_at[j]])
-            show(axes[row, col + 1], train.images[train_at[j]], classes[y], ok=y == qy)
-    fig.suptitle(f"{source.label}: top-{k} cosine neighbours (green = same class)", fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    return path
+    fig = plot_retrieval(query_set, gallery, {source.label: train_at[neighbours[queries]]},
+                         title=f"{source.label}: top-{k} cosine neighbours (green = same class)")
+    return save_figure(fig, path, dpi=130)
 
 
 @protocol("embedding")
