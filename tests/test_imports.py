@@ -155,3 +155,16 @@ def test_no_file_edits_sys_path_to_find_the_project():
                            "(python -m benchmarks.NAME) instead")
     for rel in FOREIGN_PATHS:  # the allowance goes when the file goes
         assert (ROOT / rel).is_file(), f"{rel} no longer exists; drop it from FOREIGN_PATHS"
+
+
+def test_training_is_a_package_the_wheel_leaves_out():
+    """``training`` is a regular package of the checkout; ``pip install .`` installs ``rr_zoo`` only."""
+    import tomllib
+    from setuptools import find_packages
+
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    installed = find_packages(str(ROOT), include=found.get("include", ("*",)), exclude=found.get("exclude", ()))
+    assert "rr_zoo" in installed and all(name.split(".")[0] == "rr_zoo" for name in installed), installed
+    folders = {p.parent for p in (ROOT / "training").rglob("*.py")}
+    missing = sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").is_file())
+    assert not missing, f"folders of training/ without __init__.py: {missing}"
