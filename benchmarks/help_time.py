@@ -52,6 +52,7 @@ def time_once(argv: list[str]) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Time every help; print a table and write the JSON."""
     from rr_zoo.atomic import atomic_write
+    from training.release.provenance import code_commit
     from training.runtime.machine import cpu_info
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.help_time", description=__doc__.split("\n\n")[0])
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['command']:{width}s}  {r['best_s']:6.3f}  {r['median_s']:8.3f}")
     slow = [r["command"] for r in rows if r["best_s"] > args.limit]
     result = {"command": "python -m benchmarks.help_time " + " ".join(sys.argv[1:] if argv is None else argv),
+              "code_commit": code_commit(),
               "machine": {**cpu_info(), "python": platform.python_version(), "load_avg": os.getloadavg()},
               "timing": f"wall seconds of a fresh process, best and median of {args.repeats} interleaved runs",
               "limit_s": args.limit, "over_limit": slow, "rows": rows}
