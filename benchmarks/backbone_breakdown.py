@@ -1,10 +1,10 @@
 """Where the backbone-only ceiling of a CPU training step goes: per aten op, and per oneDNN convolution pass.
 
-    python benchmarks/backbone_breakdown.py --arch resnet32 --views 256 --threads 2 \\
+    python -m benchmarks.backbone_breakdown --arch resnet32 --views 256 --threads 2 \\
         --out benchmarks/results/backbone_breakdown_resnet32_bf16.json
 
 The step is the one ``python -m training benchmark`` times as the ceiling
-(:func:`training.bench_original.ceiling_step`): the backbone's forward + backward alone on random
+(:func:`training.bench.original.ceiling_step`): the backbone's forward + backward alone on random
 views, under the precision's autocast, in the chosen memory format. Two child processes:
 
 - ``ops``: the plain step's wall time (best of ``--steps``, after one more warm-up), then the same step
@@ -37,10 +37,10 @@ PASSES = {"forward_training": "forward", "backward_data": "backward data", "back
 
 
 def warmed_step(args: argparse.Namespace):
-    """The ceiling step (:func:`training.bench_original.ceiling_step`) on ``--threads``, run ``--warmup`` times."""
+    """The ceiling step (:func:`training.bench.original.ceiling_step`) on ``--threads``, run ``--warmup`` times."""
     import torch
 
-    from training.bench_original import ceiling_step
+    from training.bench.original import ceiling_step
 
     torch.set_num_threads(args.threads)
     step = ceiling_step(args.arch, args.views, args.precision, args.layout == "channels_last")
@@ -53,7 +53,7 @@ def child_ops(args: argparse.Namespace) -> dict:
     """Plain step wall time and per-aten-op wall time of the instrumented step."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from training.estimate import best_seconds
+    from training.bench.estimate import best_seconds
 
     step = warmed_step(args)
     plain_s = best_seconds(step, args.steps)
@@ -137,13 +137,13 @@ def summarize_passes(rows: list[dict]) -> dict[str, dict]:
 
 
 def run_child(args: argparse.Namespace, mode: str) -> str:
-    cmd = [sys.executable, __file__, "--child", mode, "--arch", args.arch, "--views", str(args.views),
-           "--threads", str(args.threads), "--precision", args.precision, "--layout", args.layout,
-           "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(args.threads))
+    cmd = [sys.executable, "-m", "benchmarks.backbone_breakdown", "--child", mode, "--arch", args.arch,
+           "--views", str(args.views), "--threads", str(args.threads), "--precision", args.precision,
+           "--layout", args.layout, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     if mode == "onednn":
         env["ONEDNN_VERBOSE"] = "1"
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
 
 def main() -> None:
@@ -167,9 +167,7 @@ def main() -> None:
 
     import torch
 
-    sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the training package is in the checkout
-
-    from training.bench_original import cpu_info
+    from training.runtime.machine import cpu_info
 
     ops = json.loads(run_child(args, "ops").strip().splitlines()[-1])
     convs = parse_onednn(run_child(args, "onednn"), args.steps)
@@ -177,7 +175,7 @@ def main() -> None:
     inst = ops["instrumented_step_s"]
     top_ops = sorted(ops["ops_s"].items(), key=lambda kv: -kv[1])[:10]
     result = {
-        "command": "python benchmarks/backbone_breakdown.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.backbone_breakdown " + " ".join(sys.argv[1:]),
         "machine": {**cpu_info(), "platform": platform.platform(), "torch": torch.__version__},
         "arch": args.arch, "views": args.views, "threads": args.threads, "precision": args.precision,
         "layout": args.layout,

@@ -1,12 +1,12 @@
-"""Does ``torch.compile`` pay for a backbone on this CPU? Eager vs compiled, side by side (training/compile.py).
+"""Does ``torch.compile`` pay for a backbone on this CPU? Eager vs compiled, side by side (training/runtime/compile.py).
 
-    python benchmarks/compile_gain.py --archs conv4 resnet8 resnet32 --threads 1 2 \\
+    python -m benchmarks.compile_gain --archs conv4 resnet8 resnet32 --threads 1 2 \\
         --out benchmarks/results/compile_gain_cpu.json
 
 Per (architecture, precision, threads): the backbone's forward + backward alone on a fixed batch of views
 (``channels_last``, the allocator setting of a run), eager and compiled models built from the same weights,
 timed alternately, best of ``--repeats`` after warm-up (the compile itself is reported apart). The ratio
-eager / compiled is the speed-up ``training.compile.CPU_COMPILE_GAIN`` records for ``--compile auto``.
+eager / compiled is the speed-up ``training.runtime.compile.CPU_COMPILE_GAIN`` records for ``--compile auto``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def measure(arch: str, precision: str, threads: int, repeats: int) -> dict:
     import torch
 
     from rr_zoo.models import build_backbone
-    from training.allocator import keep_freed_memory
-    from training.pretrain import autocast_context
+    from training.method.step import autocast_context
+    from training.runtime.allocator import keep_freed_memory
 
     keep_freed_memory()
     torch.set_num_threads(threads)
@@ -65,9 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/out/compile_gain.json")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    from training.bench_original import cpu_info
-    from training.precision import resolve_precision
+    from training.runtime.machine import cpu_info
+    from training.runtime.precision import resolve_precision
 
     rows = []
     for arch in args.archs:
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"(first call {r['first_compiled_call_s']:.1f} s)", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python benchmarks/compile_gain.py " + " ".join(argv or sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.compile_gain " + " ".join(argv or sys.argv[1:]),
                                "machine": cpu_info(), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

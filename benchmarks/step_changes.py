@@ -1,11 +1,11 @@
 """What each part of the CPU training step is worth (allocator, fused head tail, hue), measured side by side.
 
-    python benchmarks/step_changes.py --archs conv4 resnet32 --ks 4 16 32 --resnet-ks 4 \\
+    python -m benchmarks.step_changes --archs conv4 resnet32 --ks 4 16 32 --resnet-ks 4 \\
         --out benchmarks/results/step_changes_cpu.json
 
 Per (architecture, K): M = 64 real images (the shared ``cifar10_4k`` pack), fp32, ``channels_last``
 backbone, one thread, the step of ``python -m training pretrain`` (``make_views`` + ``train_step``).
-The allocator setting (:func:`training.allocator.keep_freed_memory`; ``RR_ZOO_MALLOC=default``: glibc as
+The allocator setting (:func:`training.runtime.allocator.keep_freed_memory`; ``RR_ZOO_MALLOC=default``: glibc as
 it comes) is per process and depends on what the process allocated before, so it is measured as a
 training run meets it: child processes that run nothing but one step function, ``--reps`` times
 (best kept): ``step_before`` with the default allocator (the step without any of these parts),
@@ -46,16 +46,17 @@ def child(arch: str, k: int, reps: int, only: str | None = None) -> dict:
     """Run every variant of one configuration in this process (or ``only`` one); best CPU and wall seconds."""
     import torch
 
-    from training.allocator import keep_freed_memory
+    from training.runtime.allocator import keep_freed_memory
 
     tuned = keep_freed_memory()
     torch.set_num_threads(1)
-    import training.augment as augment
+    import training.pretrain.augment as augment
     from rr_zoo.relation import focal_loss
     from tests.test_fused_head import reference_adjust_hue
     from training.data import load_split
-    from training.pretrain import augment_config, build_model, build_optimizer, train_step
-    from training.recipes import recipe_for_entry
+    from training.method.step import build_model, build_optimizer, train_step
+    from training.pretrain.inputs import augment_config
+    from training.pretrain.recipes import recipe_for_entry
 
     images = load_split("cifar10_4k", "train").images[:64].clone()
     recipe = recipe_for_entry(f"rr_{arch}_cifar10", k=k, batch_size=64)
@@ -122,9 +123,9 @@ def child(arch: str, k: int, reps: int, only: str | None = None) -> dict:
 
 
 def _spawn(arch: str, k: int, reps: int, malloc: str, only: str | None = None) -> dict:
-    env = dict(os.environ, RR_ZOO_MALLOC=malloc, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    cmd = [sys.executable, __file__, "--child", arch, str(k), str(reps), *([only] if only else [])]
+    env = dict(os.environ, RR_ZOO_MALLOC=malloc, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "benchmarks.step_changes", "--child", arch, str(k), str(reps),
+           *([only] if only else [])]
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -185,9 +186,7 @@ def main() -> int:
     args = p.parse_args()
     import torch
 
-    sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the training package is in the checkout
-
-    from training.bench_original import cpu_info
+    from training.runtime.machine import cpu_info
 
     rows = []
     for arch in args.archs:
@@ -196,7 +195,7 @@ def main() -> int:
             r = rows[-1]
             print(json.dumps({"arch": arch, "k": k, **r["speedup"],
                               "step_share_of_backbone_ceiling": r["step_share_of_backbone_ceiling"]}), flush=True)
-    result = {"command": "python benchmarks/step_changes.py " + " ".join(sys.argv[1:]),
+    result = {"command": "python -m benchmarks.step_changes " + " ".join(sys.argv[1:]),
               "machine": {**cpu_info(), "threads": 1, "torch": torch.__version__,
                           "platform": platform.platform(), "load_avg": os.getloadavg()},
               "timing": "CPU seconds of the measuring process, best of reps x rounds; M = 64, fp32",

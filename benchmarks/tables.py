@@ -43,7 +43,7 @@ def _commit(commit: str) -> str:
 
 def original_comparison(paths: list[str]) -> str:
     """Ours vs the original repository's own code (``python -m training benchmark --original-repo``)."""
-    from training.bench_original import format_table
+    from training.bench.original import format_table
 
     blocks = []
     for path in paths:
@@ -121,8 +121,8 @@ def compile_gain(paths: list[str]) -> str:
 
 
 def dry_run(paths: list[str]) -> str:
-    """Every entry's dry run (``python -m training.estimate --all-entries``)."""
-    from training.estimate import markdown_table
+    """Every entry's dry run (``python -m training.bench.estimate --all-entries``)."""
+    from training.bench.estimate import markdown_table
 
     return markdown_table(_load(paths[0]))
 

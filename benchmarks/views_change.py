@@ -1,8 +1,8 @@
 """View generation of the working tree vs a given commit, side by side in one process.
 
-    python benchmarks/views_change.py --before 92dc971 --ks 4 16 32 --out benchmarks/results/views_change_cpu.json
+    python -m benchmarks.views_change --before 92dc971 --ks 4 16 32 --out benchmarks/results/views_change_cpu.json
 
-Loads ``training/augment.py`` as it was at ``--before`` (``git show``) next to the current one and times
+Loads ``training/pretrain/augment.py`` as it was at ``--before`` (``git show``) next to the current one and times
 ``make_views`` (M = 64 real images of ``cifar10_4k``, ``channels_last`` output, one thread) alternately, best
 of ``--repeats``, in CPU seconds of this process. Also checks that both give the same views bit for bit
 from the same generator state.
@@ -22,10 +22,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+AUGMENT_PATHS = ("training/pretrain/augment.py", "training/augment.py")  # where it is, where it was before
+
+
 def load_previous(commit: str):
-    """The module ``training/augment.py`` as it was at ``commit``."""
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:training/augment.py"], check=True,
-                            capture_output=True, text=True).stdout
+    """The view-generation module (``training/pretrain/augment.py``) as it was at ``commit``."""
+    for path in AUGMENT_PATHS:
+        shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{path}"], capture_output=True, text=True)
+        if shown.returncode == 0:
+            source = shown.stdout
+            break
+    else:
+        raise SystemExit(f"--before {commit}: none of {AUGMENT_PATHS} exists at that commit")
     path = Path(tempfile.mkdtemp()) / "augment_previous.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("augment_previous", path)
@@ -37,21 +45,20 @@ def load_previous(commit: str):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", required=True, help="git commit of the earlier training/augment.py")
+    parser.add_argument("--before", required=True, help="git commit of the earlier view generation (augment.py)")
     parser.add_argument("--ks", nargs="+", type=int, default=[4, 16, 32])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--out", default="benchmarks/out/views_change.json")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     import torch
 
-    import training.augment as now
-    from training.allocator import keep_freed_memory
-    from training.bench_original import cpu_info
+    import training.pretrain.augment as now
     from training.data import load_split
-    from training.pretrain import augment_config
-    from training.provenance import code_commit
-    from training.recipes import recipe_for_entry
+    from training.pretrain.inputs import augment_config
+    from training.pretrain.recipes import recipe_for_entry
+    from training.release.provenance import code_commit
+    from training.runtime.allocator import keep_freed_memory
+    from training.runtime.machine import cpu_info
 
     keep_freed_memory()
     torch.set_num_threads(1)
@@ -76,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({rows[-1]['speedup']:.2f}x), bit-identical: {same}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python benchmarks/views_change.py " + " ".join(argv or sys.argv[1:]),
+    out.write_text(json.dumps({"command": "python -m benchmarks.views_change " + " ".join(argv or sys.argv[1:]),
                                "before": args.before, "code_commit": code_commit(), "machine": cpu_info(),
                                "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}")

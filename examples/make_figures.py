@@ -1,8 +1,10 @@
 """Regenerate the README's pictures of a zoo entry: relation-score heatmap and retrieval grid.
 
-    python examples/make_figures.py                       # rr_conv4_cifar10 on cifar10_jpeg -> docs/figures/
-    python examples/make_figures.py --dataset cifar10 --data-root data --download   # torchvision's CIFAR-10
-    python examples/make_figures.py --dataset samples     # the 200 bundled images, no data needed
+    python -m examples.make_figures                       # rr_conv4_cifar10 on cifar10_jpeg -> docs/figures/
+    python -m examples.make_figures --dataset cifar10 --data-root data --download   # torchvision's CIFAR-10
+    python -m examples.make_figures --dataset samples     # the 200 bundled images, no data needed
+
+Run from the checkout root (``training`` is a package of the repository, not of the wheel).
 
 The plotting code is ``rr_zoo.viz`` (shared with examples/quickstart.ipynb and
 ``python -m training export --sample-figures``). Images: ``--dataset`` is a ``training.data``
@@ -20,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m examples.make_figures", description=__doc__.split("\n\n")[0])
     parser.add_argument("--entry", default="rr_conv4_cifar10")
     parser.add_argument("--dataset", default="cifar10_jpeg", help="training.data name, or 'samples'")
     parser.add_argument("--data-root", default=None)
@@ -29,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(ROOT))  # `training` lives in the repository, next to this folder
     import torch
 
     import rr_zoo

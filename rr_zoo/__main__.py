@@ -1,19 +1,17 @@
 """Command line: ``python -m rr_zoo {list,download,convert,demo}`` (also the ``rr_zoo`` script).
 
-Wrong input ends in one line on stderr that names the fix, and status 2. Commands import torch
-and timm only when they run, so ``python -m rr_zoo --help`` answers at once.
+This module is the light entry of both: it imports argparse and the error classes, and a command
+imports torch and timm only when it runs, so every ``--help`` answers at once. Wrong input ends in
+one line on stderr that names the fix, and status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from rr_zoo.errors import RRZooError, UnpublishedWeightsError
-
-ASSETS = Path(__file__).resolve().parent / "assets"
 
 
 class UsageError(RRZooError):
@@ -85,22 +83,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_sample_images(count: int = 20) -> tuple[list, list[int], list[str]]:
-    """CIFAR-10 photos shipped with the package: (PIL images, labels, class names).
-
-    Args:
-        count: How many of the 200 bundled images: the first 20 hold two per class, all 200 twenty.
-    """
-    from PIL import Image
-
-    meta = json.loads((ASSETS / "cifar10_samples.json").read_text())
-    strip = Image.open(ASSETS / "cifar10_samples.png").convert("RGB")
-    tile = meta["tile"]
-    count = min(count, len(meta["labels"]))
-    images = [strip.crop((i * tile, 0, (i + 1) * tile, tile)) for i in range(count)]
-    return images, meta["labels"][:count], meta["classes"]
-
-
 def _open_image(path: str):
     from PIL import Image, UnidentifiedImageError
 
@@ -115,14 +97,14 @@ def _open_image(path: str):
 
 def leave_one_out_knn(features, labels, k: int = 20, temperature: float = 0.07) -> float:
     """Accuracy (%) of a weighted cosine k-NN vote for each image among all the others."""
-    import torch
     import torch.nn.functional as F
+
+    from rr_zoo.neighbours import knn_votes
 
     normed = F.normalize(features, dim=1)
     sim = normed @ normed.t()
     sim.fill_diagonal_(-float("inf"))  # an image never votes for itself
-    top, idx = sim.topk(min(k, len(labels) - 1), dim=1)
-    votes = torch.zeros(len(labels), int(labels.max()) + 1).scatter_add_(1, labels[idx], (top / temperature).exp())
+    votes = knn_votes(sim, labels, min(k, len(labels) - 1), temperature, int(labels.max()) + 1)
     return 100.0 * (votes.argmax(1) == labels).float().mean().item()
 
 
@@ -133,6 +115,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from rr_zoo.api import create_model, create_relation_head, get_entry
     from rr_zoo.relation import relation_score
+    from rr_zoo.samples import load_sample_images
     from rr_zoo.viz import augment_views, embed, pil_to_uint8, preprocess
 
     t0 = time.perf_counter()
@@ -235,8 +218,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the rr_zoo command line."""
     args = build_parser().parse_args(argv)
-    from rr_zoo import timm_models  # noqa: F401  (registers the zoo with timm, as `import rr_zoo` does)
-
     try:
         return args.fn(args)
     except (RRZooError, FileNotFoundError) as exc:

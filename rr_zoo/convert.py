@@ -15,10 +15,10 @@ import torch
 
 from rr_zoo.errors import CheckpointFormatError
 from rr_zoo.export_format import write_export_folder
+from rr_zoo.hashing import sha256_file
 from rr_zoo.manifest import ZooEntry
 from rr_zoo.models import build_backbone
 from rr_zoo.relation import RelationHead, relation_input_features
-from rr_zoo.weights import sha256_file
 
 STRIP_PREFIXES = ("module.",)  # DataParallel / DDP wrappers
 

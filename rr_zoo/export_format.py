@@ -23,6 +23,7 @@ from typing import Any
 
 from rr_zoo.atomic import atomic_folder
 from rr_zoo.errors import CheckpointFormatError
+from rr_zoo.hashing import sha256_file
 from rr_zoo.manifest import FileRecord, ZooEntry
 
 CONFIG_FILE = "config.json"
@@ -104,8 +105,6 @@ def read_export_config(path: str | os.PathLike) -> ExportConfig:
 
 def file_record(path: Path, role: str) -> dict[str, Any]:
     """Config/manifest record (name, role, sha256, size) of a written file."""
-    from rr_zoo.weights import sha256_file
-
     return {"name": path.name, "role": role, "sha256": sha256_file(path), "size": path.stat().st_size}
 
 
@@ -121,9 +120,9 @@ def export_config(entry: ZooEntry, files: list[dict[str, Any]], extra: dict[str,
         tag: timm pretrained tag naming these weights (default: the entry's).
 
     Returns:
-        timm's fields (pretrained_cfg from :func:`rr_zoo.timm_models.pretrained_cfg`) plus ``rr_zoo``.
+        timm's fields (pretrained_cfg from :func:`rr_zoo.timm_cfg.pretrained_cfg`) plus ``rr_zoo``.
     """
-    from rr_zoo.timm_models import pretrained_cfg
+    from rr_zoo.timm_cfg import pretrained_cfg  # torch: builds the architecture on the meta device for pool_size
 
     cfg = pretrained_cfg(entry, preprocessing)
     return {

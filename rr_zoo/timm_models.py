@@ -17,7 +17,6 @@ classifier whose ``num_classes`` differs from the cfg's and re-initialise it).
 
 from __future__ import annotations
 
-import functools
 import inspect
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ from rr_zoo.errors import CheckpointFormatError, UnpublishedWeightsError
 from rr_zoo.manifest import ZooEntry, load_manifest
 from rr_zoo.models import ARCHITECTURES, get_architecture
 from rr_zoo.models.base import freeze_batchnorm
+from rr_zoo.timm_cfg import pretrained_cfg
 from rr_zoo.weights import (
     load_safetensors,
     verified_entry_file,
@@ -40,55 +40,6 @@ from rr_zoo.weights import (
 )
 
 _MANIFEST = load_manifest()  # registration; weight lookups re-read load_manifest()
-PAPER_NAME = "Self-Supervised Relational Reasoning for Representation Learning"
-ORIGIN_URL = "https://github.com/mpatacchiola/self-supervised-relational-reasoning"
-
-
-@functools.cache
-def pool_size(architecture: str, input_size: tuple[int, int, int]) -> tuple[int, int]:
-    """Spatial size of ``forward_features`` at ``input_size`` (shape-only pass on the meta device)."""
-    model = get_architecture(architecture).builder(in_chans=input_size[0], device="meta")
-    return tuple(model.forward_features(torch.empty(1, *input_size, device="meta")).shape[-2:])
-
-
-def release_description(entry: ZooEntry) -> str:
-    """The entry's description plus what its selected release holds (which release, how it was trained)."""
-    release = entry.release
-    if release is None:
-        return entry.description
-    which = "default release" if release.tag == entry.default_release else "release"
-    return f"{entry.description} Weights: {which} {entry.release_name(release.tag)}, {release.summary()}."
-
-
-def pretrained_cfg(entry: ZooEntry, preprocessing: dict[str, Any] | None = None) -> dict[str, Any]:
-    """timm pretrained cfg of a zoo entry's selected release (preprocessing, pool size, licence, Hub id).
-
-    Args:
-        entry: The zoo entry (its default release, or the one selected with :meth:`ZooEntry.with_release`).
-        preprocessing: Overrides of the weights' preprocessing (e.g. a user dataset's mean/std).
-    """
-    pre = {**entry.weights_preprocessing, **(preprocessing or {})}
-    input_size = tuple(pre["input_size"])
-    cfg = dict(
-        input_size=input_size,
-        mean=tuple(pre["mean"]),
-        std=tuple(pre["std"]),
-        interpolation=pre["interpolation"],
-        crop_pct=pre["crop_pct"],
-        pool_size=pool_size(entry.architecture, input_size),
-        num_classes=0,
-        first_conv=get_architecture(entry.architecture).first_conv,
-        classifier="fc",
-        license=entry.license,
-        paper_ids=entry.paper_ids,
-        paper_name=PAPER_NAME,
-        description=release_description(entry),
-        origin_url=ORIGIN_URL,
-    )
-    if entry.published:
-        revision = entry.hub.get("revision")
-        cfg["hf_hub_id"] = entry.hub["repo_id"] + (f"@{revision}" if revision else "")
-    return cfg
 
 
 def _entries() -> list[ZooEntry]:

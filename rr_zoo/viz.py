@@ -1,6 +1,6 @@
 """Pictures of what a zoo entry has learnt: retrieval grids, relation-score heatmaps, 2-D embeddings.
 
-One copy of the plotting code, shared by ``examples/quickstart.ipynb``, ``examples/make_figures.py``
+One copy of the plotting code, shared by ``examples/quickstart.ipynb``, ``python -m examples.make_figures``
 (the README's figures) and ``python -m training export --sample-figures`` (model cards).
 Images are uint8 tensors (N, C, H, W); every ``plot_*`` function returns a matplotlib
 :class:`~matplotlib.figure.Figure` built without pyplot (safe under any backend, nothing left
@@ -52,7 +52,7 @@ def sample_images(count: int = 200) -> ImageSet:
     Args:
         count: How many of the 200 (20 per class); the first 20 hold two per class.
     """
-    from rr_zoo.__main__ import load_sample_images
+    from rr_zoo.samples import load_sample_images
 
     images, labels, classes = load_sample_images(count)
     return ImageSet(torch.stack([pil_to_uint8(img) for img in images]), torch.tensor(labels), classes)

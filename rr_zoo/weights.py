@@ -12,7 +12,6 @@ code). Each mismatch names its own fix.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -22,19 +21,8 @@ from safetensors.torch import load_file
 
 from rr_zoo.errors import CheckpointFormatError, UnpublishedWeightsError, WeightsHashError, WeightsNotFoundError
 from rr_zoo.export_format import CONFIG_FILE, filename, read_export_config
+from rr_zoo.hashing import sha256_file
 from rr_zoo.manifest import FileRecord, ZooEntry
-
-CHUNK_BYTES = 1 << 20
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 # What to do about a file that differs from its record, by where the file came from.
 FIX_DOWNLOAD = ("The downloaded copy is corrupt or incomplete: download it again with "

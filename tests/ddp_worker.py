@@ -13,8 +13,8 @@ import torch.distributed as dist
 
 from rr_zoo.models import build_backbone
 from rr_zoo.relation import RelationHead
-from training.pretrain import RelationalModel, relation_loss
-from training.recipes import recipe_for_entry
+from training.method.step import RelationalModel, relation_loss
+from training.pretrain.recipes import recipe_for_entry
 
 
 def main(out: str) -> None:

@@ -11,7 +11,7 @@ import torchvision.transforms as T
 import torchvision.transforms.v2.functional as TF
 from scipy import stats
 
-from training.augment import (
+from training.pretrain.augment import (
     AugmentConfig,
     adjust_brightness,
     adjust_contrast,

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks import backbone_breakdown
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import backbone_breakdown  # noqa: E402
 
 
 def test_conv_flops_from_descriptor():
@@ -27,7 +27,7 @@ def test_conv_flops_from_descriptor():
 def test_breakdown_matches_flop_counter(tmp_path):
     """End to end on Conv-4: the forward convolutions oneDNN logs add up to FlopCounterMode's count."""
     out = tmp_path / "b.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "backbone_breakdown.py"), "--arch", "conv4",
+    subprocess.run([sys.executable, "-m", "benchmarks.backbone_breakdown", "--arch", "conv4",
                     "--views", "8", "--threads", "1", "--precision", "fp32", "--steps", "2", "--warmup", "1",
                     "--out", str(out)], check=True, capture_output=True, cwd=ROOT)
     result = json.loads(out.read_text())

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.bench_original import (
+from training.bench.original import (
     FLOP_KS,
     FLOP_M,
     count_ours,
@@ -147,7 +147,7 @@ def test_flops_scale_exactly_with_k_and_m(arch):
 def test_driver_runs_the_stand_in_original(fake_original, tmp_path):
     import sys
 
-    from training.bench_original import Harness
+    from training.bench.original import Harness
 
     write_cifar10_pickles(_images(40), np.zeros(40), [str(i) for i in range(10)], tmp_path / "data")
     h = Harness(fake_original, tmp_path, threads=1, workers=0, python=sys.executable)
@@ -190,7 +190,7 @@ def test_end_to_end_with_a_stand_in_original(fake_original, tmp_path):
 
 def test_tiny_imagenet_subset_is_the_tree_both_sides_read(tmp_path, monkeypatch):
     from tests.fakes import make_fake_tiny_imagenet
-    from training.bench_original import BENCH_DATA, _count_images, write_tiny_imagenet_subset
+    from training.bench.original import BENCH_DATA, _count_images, write_tiny_imagenet_subset
     from training.data import load_split
 
     monkeypatch.setenv("RR_CACHE_DIR", str(tmp_path / "cache"))
@@ -210,10 +210,10 @@ def test_backbone_ceiling_subprocess_times_every_variant(tmp_path):
     import subprocess
     import sys
 
-    from training.bench_original import PROJECT_ROOT, ceiling_variants, variant_name
+    from training.bench.original import PROJECT_ROOT, ceiling_variants, variant_name
 
     out = tmp_path / "ceiling.json"
-    subprocess.run([sys.executable, "-m", "training.bench_original", "ceiling", "resnet8", "4", "1", str(out)],
+    subprocess.run([sys.executable, "-m", "training.bench.original", "ceiling", "resnet8", "4", "1", str(out)],
                    cwd=PROJECT_ROOT, check=True)
     got = json.loads(out.read_text())
     assert set(got) == {variant_name(*v) for v in ceiling_variants("resnet8")}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from training.__main__ import main as training_main
-from training.checkpoint import FORMAT, CheckpointError, TrainingCheckpoint, atomic_save, load_checkpoint
+from training.pretrain.checkpoint import FORMAT, CheckpointError, TrainingCheckpoint, atomic_save, load_checkpoint
 
 
 def _v1_pretrain_dict() -> dict:

@@ -64,7 +64,8 @@ TRAINING_BAD_INPUTS = [
     (["export", "--checkpoint", "no_such_file.pt", "--out", "unused"], "no such file"),
     (["export"], "required"),
     (["publish", "no_such_folder"], "not an export folder"),
-    (["benchmark", "--archs", "resnet33"], "choose from"),
+    (["benchmark", "--original-repo", "nowhere", "--archs", "resnet33"], "choose from"),
+    (["benchmark"], "--original-repo"),
     (["supervised", "--entry", "rr_conv4_cifar10", "--dataset", "no_such_dataset", "--out", "unused"],
      "dataset='no_such_dataset' is unknown"),
     (["supervised", "--entry", "rr_conv4_cifar10", "--epochs", "0", "--out", "unused"], "epochs must be >= 1"),
@@ -115,19 +116,67 @@ def test_demo_refuses_a_file_that_is_not_an_image(tmp_path, capsys):
     assert "not an image" in _one_line_error(zoo_main, ["demo", "--image", str(tmp_path / "notes.png")], capsys)
 
 
+HEAVY = {"torch", "timm", "numpy"}
+
+
+def _imported_by(argv: list[str]) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``python -X importtime ARGV`` from the checkout; return it and the modules it imported."""
+    run = subprocess.run([sys.executable, "-X", "importtime", *argv], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    return run, {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time")}
+
+
 @pytest.mark.parametrize("cli", ["training", "rr_zoo"])
 def test_help_lists_every_command_without_importing_torch(cli):
-    run = subprocess.run([sys.executable, "-X", "importtime", "-m", cli, "--help"], cwd=REPO, capture_output=True,
-                         text=True, timeout=60)
+    run, imported = _imported_by(["-m", cli, "--help"])
     assert run.returncode == 0
-    imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time")}
-    assert not imported & {"torch", "timm", "numpy"}, "--help must not import torch, timm or numpy"
+    assert not imported & HEAVY, "--help must not import torch, timm or numpy"
     if cli == "training":
         from training.cli import COMMANDS
 
         assert all(f"    {name}" in run.stdout for name in COMMANDS)
     else:
         assert all(f"    {name}" in run.stdout for name in ("list", "download", "convert", "demo"))
+
+
+def _subcommands() -> list[list[str]]:
+    from training.cli import COMMANDS
+    from training.help_choices import recorded
+
+    zoo = [["-m", "rr_zoo", name, "--help"] for name in ("list", "download", "convert", "demo")]
+    training = [["-m", "training", name, "--help"] for name in COMMANDS]
+    protocols = [["-m", "training", "evaluate", name, "--help"] for name in recorded()["protocols"]]
+    # the console script `rr_zoo` (pyproject [project.scripts]) runs rr_zoo.__main__:main
+    script = [["-c", "import sys; from rr_zoo.__main__ import main; sys.exit(main())", "list", "--help"]]
+    return zoo + training + protocols + script
+
+
+def _help_id(argv: list[str]) -> str:
+    return " ".join("rr_zoo-script" if a.startswith("import") else a for a in argv if a not in ("-m", "-c", "--help"))
+
+
+@pytest.mark.parametrize("argv", _subcommands(), ids=_help_id)
+def test_every_subcommand_help_answers_without_importing_torch(argv):
+    """What makes each --help answer in well under a second (timed by benchmarks.help_time, not here)."""
+    run, imported = _imported_by(argv)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "usage:" in run.stdout
+    assert not imported & HEAVY, f"{' '.join(argv)} imported {sorted(imported & HEAVY)}"
+
+
+def test_the_console_script_is_the_light_entry_module():
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"rr_zoo": "rr_zoo.__main__:main"}
+
+
+def test_help_choices_are_the_registries():
+    """help_choices.json (what --help lists) holds what the registries hold."""
+    from training.help_choices import recorded
+    from training.write_help_choices import from_registries
+
+    assert recorded() == from_registries(), "help_choices.json is stale: run python -m training.write_help_choices"
 
 
 def test_a_real_process_prints_no_traceback():

@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import training.estimate
-import training.pretrain
-from training.estimate import count_step_flops, markdown_table, step_flops
-from training.pretrain import build_model, relation_loss
-from training.recipes import recipe_for_entry
+import training.bench.estimate
+import training.method.step
+from training.bench.estimate import count_step_flops, markdown_table, step_flops
+from training.method.step import build_model, relation_loss
+from training.pretrain.recipes import recipe_for_entry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,18 +66,18 @@ def test_dry_run_process_prints_its_whole_estimate_and_exits_0(tmp_path):
 
 def test_dry_run_removes_its_gradient_dropping_hooks():
     """The timed backbone pass drops each weight gradient once written; its hooks are gone afterwards."""
-    from training.recipes import RunOptions
+    from training.pretrain.recipes import RunOptions
 
     seen = []
-    original = training.pretrain.build_model
+    original = training.method.step.build_model
 
     def spy(*args, **kwargs):
         seen.append(original(*args, **kwargs))
         return seen[-1]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(training.pretrain, "build_model", spy)
-        training.estimate.estimate_wall_time(recipe_for_entry("rr_conv4_cifar10", batch_size=4, k=2),
+        mp.setattr(training.method.step, "build_model", spy)
+        training.bench.estimate.estimate_wall_time(recipe_for_entry("rr_conv4_cifar10", batch_size=4, k=2),
                                              RunOptions(num_threads=1))
     params = list(seen[-1].backbone.parameters())
     assert params and all(not p._post_accumulate_grad_hooks for p in params)

@@ -15,7 +15,7 @@ import torch
 
 import rr_zoo.relation as relation
 from rr_zoo.relation import RelationHead, focal_loss, make_pairs
-from training.allocator import keep_freed_memory
+from training.runtime.allocator import keep_freed_memory
 
 
 @pytest.fixture(autouse=True)
@@ -172,7 +172,7 @@ def reference_adjust_hue(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 def test_hue_equals_previous_implementation_bit_for_bit():
     """Quantised values (channel ties), grays, black, white and factors at the ends of the range."""
-    from training.augment import adjust_hue
+    from training.pretrain.augment import adjust_hue
 
     gen = torch.Generator().manual_seed(0)
     for levels in (4, 255, None):
@@ -190,7 +190,7 @@ def test_hue_equals_previous_implementation_bit_for_bit():
 # ----------------------------------------------------------------------------- colour jitter
 def reference_color_jitter(x: torch.Tensor, apply: torch.Tensor, cfg, gen=None) -> torch.Tensor:
     """ColorJitter as written before: per stage and op, gather the views (``x[idx]``) and scatter them back."""
-    from training.augment import JITTER_OPS, _uniform
+    from training.pretrain.augment import JITTER_OPS, _uniform
 
     n = x.shape[0]
     b, c, s, h = cfg.jitter
@@ -208,7 +208,7 @@ def reference_color_jitter(x: torch.Tensor, apply: torch.Tensor, cfg, gen=None) 
 
 @pytest.mark.parametrize("p_apply", [0.0, 0.8, 1.0])
 def test_color_jitter_equals_previous_implementation_bit_for_bit(p_apply):
-    from training.augment import AugmentConfig, color_jitter
+    from training.pretrain.augment import AugmentConfig, color_jitter
 
     cfg = AugmentConfig(8, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     x = torch.rand(96, 3, 8, 8, generator=torch.Generator().manual_seed(1))

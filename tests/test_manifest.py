@@ -288,7 +288,7 @@ def test_the_writer_never_changes_a_release(tmp_path):
 
 
 def test_publish_finds_the_parent_release_of_an_init_run():
-    from training.publish import parent_release
+    from training.release.publish import parent_release
 
     for name in RELEASES:
         digest = MANIFEST.get(name).file("backbone").sha256

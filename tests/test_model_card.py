@@ -1,4 +1,4 @@
-"""Model cards of export folders (``training/model_card.py``): built with huggingface_hub, read back by
+"""Model cards of export folders (``training/release/model_card.py``): built with huggingface_hub, read back by
 ``ModelCard.load``, describing the weights in the folder. A folder dataset's card: tests/test_folder_data.py."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
 import rr_zoo
-from training.checkpoint import TrainingCheckpoint
-from training.export import export_checkpoint, portable
+from training.pretrain.checkpoint import TrainingCheckpoint
+from training.release.export import export_checkpoint, portable
 
 PUBLISHED = [name for name in rr_zoo.list_models() if rr_zoo.get_entry(name).published]
 RECORDED = ("command", "code_commit", "versions", "hardware", "wall_time_s", "date")  # what a checkpoint cannot hold

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from training.augment import make_views
-from training.precision import native_bf16, resolve_precision
-from training.pretrain import augment_config, autocast_context, build_model, relation_loss, train_step
-from training.recipes import RunOptions, recipe_for_entry
+from training.method.step import autocast_context, build_model, relation_loss, train_step
+from training.pretrain.augment import make_views
+from training.pretrain.inputs import augment_config
+from training.pretrain.recipes import RunOptions, recipe_for_entry
+from training.runtime.precision import native_bf16, resolve_precision
 
 ARCHS = ("conv4", "resnet8")
 
@@ -45,8 +46,8 @@ def test_auto_follows_the_cpu_flags(tmp_path):
 
 def test_a_run_records_the_precision_it_used_and_its_command_pins_it(tmp_path, shared_data):
     from training.__main__ import main as training_main
-    from training.checkpoint import load_checkpoint
-    from training.provenance import pretrain_command, run_provenance
+    from training.pretrain.checkpoint import load_checkpoint
+    from training.release.provenance import pretrain_command, run_provenance
 
     out = tmp_path / "run"
     assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", "--dataset", "cifar10_4k", "--k", "3",
@@ -58,7 +59,7 @@ def test_a_run_records_the_precision_it_used_and_its_command_pins_it(tmp_path, s
     assert f"--precision {used}" in pretrain_command(ckpt.recipe, ckpt.options)
     assert run_provenance(ckpt, out)["precision"] == used
     # a resumed run with auto keeps the precision its checkpoint recorded, whatever auto says here
-    from training.pretrain import run_precision
+    from training.pretrain.loop import run_precision
 
     ckpt.options = {**ckpt.options, "precision": "fp32" if used == "bf16" else "bf16"}
     ckpt.save(out / "checkpoint.pt")

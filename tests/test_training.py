@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import torch
 
 import rr_zoo
 from training.__main__ import main as training_main
-from training.recipes import Recipe, RecipeError, RunOptions, recipe_for_entry
+from training.pretrain.recipes import Recipe, RecipeError, RunOptions, recipe_for_entry
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "cifar10_4k", "--k", "3", "--batch-size", "8", "--epochs", "2", "--steps-per-epoch", "3",
@@ -171,11 +170,9 @@ def test_dry_run_prints_an_estimate(capsys):
 
 def test_ddp_gloo_matches_single_process(tmp_path):
     """2 processes (gloo) on a global batch == one process running both halves, losses averaged."""
-    script = REPO / "tests" / "ddp_worker.py"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           str(script), str(tmp_path)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+           "-m", "tests.ddp_worker", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     single = torch.load(tmp_path / "single.pt", weights_only=True)
@@ -187,10 +184,9 @@ def test_ddp_gloo_matches_single_process(tmp_path):
 def test_torchrun_pretrain_end_to_end(tmp_path, shared_data):
     """The real loop under torchrun (2 CPU processes, gloo): rank-0 log and checkpoint with both RNG states."""
     out = tmp_path / "ddp_run"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
            "-m", "training", "pretrain", "--entry", "rr_conv4_cifar10", *TINY, "--out", str(out)]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]  # written once (rank 0), not once per process
@@ -223,7 +219,7 @@ def test_compiled_step_matches_eager():
     Measured against a float64 step: eager fp32 gradients are within 3e-6, compiled ones within 1.5e-3 in
     Conv-4's first two blocks (inductor's fused BatchNorm backward), 3e-6 elsewhere.
     """
-    from training.pretrain import build_model, relation_loss
+    from training.method.step import build_model, relation_loss
 
     recipe = recipe_for_entry("rr_conv4_cifar10", k=3, batch_size=8)
     torch.manual_seed(0)
@@ -247,8 +243,8 @@ def test_compiled_step_matches_eager():
 
 
 def test_compile_help_and_readme_say_what_auto_compiles(repo_root):
-    from training.compile import CPU_COMPILE_GAIN, compile_pays_on_cpu, compiled_by_auto
-    from training.recipes import RunOptions
+    from training.pretrain.recipes import RunOptions
+    from training.runtime.compile import CPU_COMPILE_GAIN, compile_pays_on_cpu, compiled_by_auto
 
     said = compiled_by_auto()  # "conv4 in fp32 and bf16, resnet8 in fp32"
     parsed = {part.split(" in ")[0]: set(part.split(" in ")[1].split(" and ")) for part in said.split(", ")}
@@ -261,7 +257,7 @@ def test_compile_help_and_readme_say_what_auto_compiles(repo_root):
 
 
 def test_compile_auto_follows_what_was_measured(monkeypatch):
-    from training import compile as comp
+    from training.runtime import compile as comp
 
     assert comp.resolve_compile("auto", "conv4", "fp32", "cpu", 5000)[0] == (comp.cpp_compiler() is not None)
     assert not comp.resolve_compile("auto", "conv4", "fp32", "cpu", 10)[0]  # short run: compiling costs more
@@ -284,7 +280,7 @@ def test_run_logs_its_compile_choice(tmp_path, shared_data):
 
 
 def test_k_sweep_plan_spends_the_same_views():
-    from training.ksweep import plan_k
+    from training.studies.ksweep import plan_k
 
     for k in (2, 4, 8, 16):
         plan = plan_k(k, views_budget=800_000, batch_size=64, n_images=50_000)
@@ -312,7 +308,7 @@ def test_k_sweep_runs_resumes_and_plots(tmp_path, shared_data, monkeypatch):
 
 @pytest.mark.parametrize("sweep", ["ksweep_conv4_cifar10_jpeg", "ksweep_resnet32_tinyimagenet"])
 def test_results_doc_k_sweep_table_matches_its_json(repo_root, sweep):
-    from training.ksweep import format_k_sweep
+    from training.studies.ksweep import format_k_sweep
 
     summary = json.loads((repo_root / "docs" / "results" / f"{sweep}.json").read_text())
     assert format_k_sweep(summary) in (repo_root / "docs" / "results.md").read_text()

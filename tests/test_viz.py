@@ -96,8 +96,8 @@ def test_other_plots_build_figures(samples, rr):
 
 def test_export_sample_figures_go_into_the_model_card(samples, rr, tmp_path, monkeypatch):
     training_data = pytest.importorskip("training.data")
-    from training.checkpoint import TrainingCheckpoint
-    from training.export import export_checkpoint
+    from training.pretrain.checkpoint import TrainingCheckpoint
+    from training.release.export import export_checkpoint
 
     entry = rr_zoo.get_entry(NAME)
     backbone, head = rr

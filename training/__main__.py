@@ -31,9 +31,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def user_errors() -> tuple[type[Exception], ...]:
     """The exceptions that mean wrong input (bad value, unknown name, missing file); their messages name the fix."""
     from rr_zoo.errors import RRZooError
-    from training.checkpoint import CheckpointError
     from training.data import DatasetError, DatasetNotFoundError
-    from training.recipes import RecipeError
+    from training.pretrain.checkpoint import CheckpointError
+    from training.pretrain.recipes import RecipeError
 
     return RecipeError, RRZooError, CheckpointError, DatasetNotFoundError, DatasetError, FileNotFoundError
 

@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from training import run_folders
 from training.flags import add_flags, values_from_args
 
 if TYPE_CHECKING:
-    from training.recipes import Recipe, RunOptions
+    from training.pretrain.recipes import Recipe, RunOptions
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 SKIP_TEARDOWN = False  # set by a finished dry run: python -m training then exits without interpreter teardown
@@ -36,7 +37,7 @@ def command(name: str, help_text: str):
 
 def add_recipe_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """``--entry`` and one override flag per recipe field (default: keep the manifest's), except ``skip``."""
-    from training.recipes import Recipe
+    from training.pretrain.recipes import Recipe
 
     add_flags(p, Recipe, only=("entry",))
     group = p.add_argument_group("recipe overrides (default: the entry's manifest recipe)")
@@ -45,26 +46,26 @@ def add_recipe_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The entry's manifest recipe with every given flag applied (validated)."""
-    from training.recipes import Recipe, recipe_for_entry
+    from training.pretrain.recipes import Recipe, recipe_for_entry
 
     return recipe_for_entry(args.entry, **values_from_args(args, Recipe, skip=("entry",)))
 
 
 def options_from_args(args: argparse.Namespace, recipe: Recipe) -> RunOptions:
     """RunOptions from the flags; the default run folder is runs/<entry>-s<seed>."""
-    from training.recipes import RunOptions
+    from training.pretrain.recipes import RunOptions
 
     values = values_from_args(args, RunOptions)
-    return RunOptions(**{**values, "out": values.get("out") or f"runs/{recipe.entry}-s{recipe.seed}"})
+    return RunOptions(**{**values, "out": values.get("out") or run_folders.pretrain_dir(recipe.entry, recipe.seed)})
 
 
 @command("pretrain", "relational-reasoning pretraining of a zoo entry (recipe from the manifest)")
 def _pretrain_parser(p: argparse.ArgumentParser) -> None:
-    from training.recipes import RunOptions
+    from training.pretrain.recipes import RunOptions
 
     add_recipe_flags(p)
     add_flags(p.add_argument_group("run options"), RunOptions, defaults={"out": None},
-              default_help={"out": "runs/<entry>-s<seed>"})
+              default_help={"out": run_folders.PRETRAIN})
     p.add_argument("--dry-run", action="store_true", help="print the recipe and a wall-time estimate, then exit")
     p.set_defaults(fn=_run_pretrain)
 
@@ -73,14 +74,14 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
     opts = options_from_args(args, recipe)
     if args.dry_run:
-        from training.estimate import estimate_wall_time
+        from training.bench.estimate import estimate_wall_time
 
         print(json.dumps({"recipe": recipe.to_dict(), "pairs_per_step": recipe.pairs_per_step,
                           "estimate": estimate_wall_time(recipe, opts)}, indent=2))
         global SKIP_TEARDOWN
         SKIP_TEARDOWN = True
         return 0
-    from training.pretrain import pretrain
+    from training.pretrain.loop import pretrain
 
     t0 = time.perf_counter()
     summary = pretrain(recipe, opts)
@@ -91,11 +92,13 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- evaluate
 @command("evaluate", "evaluate a backbone with a paper protocol (linear, knn, transfer, grain, finetune, ...)")
 def _evaluate_parser(p: argparse.ArgumentParser) -> None:
-    from training.evaluate import PROTOCOLS, EvalSpec
+    from training.evaluate import EvalSpec
+    from training.help_choices import recorded
 
+    protocols = recorded()["protocols"]  # name -> summary, without importing the protocols (torch)
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = "protocols:\n" + "\n".join(f"  {name:10s} {PROTOCOLS[name].summary}" for name in sorted(PROTOCOLS))
-    p.add_argument("protocol", choices=sorted(PROTOCOLS), help="evaluation protocol (listed below)")
+    p.epilog = "protocols:\n" + "\n".join(f"  {name:10s} {protocols[name]}" for name in sorted(protocols))
+    p.add_argument("protocol", choices=sorted(protocols), help="evaluation protocol (listed below)")
     p.add_argument("--entry", default=None,
                    help="zoo entry (python -m rr_zoo list): architecture, preprocessing and, unless --weights, "
                         "its published weights")
@@ -106,7 +109,7 @@ def _evaluate_parser(p: argparse.ArgumentParser) -> None:
                    help="classifier seeds; several give mean ± std (default 0; with --check, the published seeds)")
     add_flags(p, EvalSpec, defaults={"dataset": None, "out": None},
               default_help={"dataset": "the protocol's, else the one the weights were trained on",
-                            "out": "runs/eval/<entry>"})
+                            "out": run_folders.EVAL})
     p.add_argument("--check", action="store_true",
                    help="compare with the manifest's published value for this protocol/dataset; exit 1 if off")
     p.add_argument("--tolerance", type=float, default=0.5,
@@ -134,7 +137,7 @@ _KSWEEP_OPTIONS = ("device", "precision", "num_threads", "data_root", "out")
 @command("ksweep", "linear accuracy vs views per image K at a fixed budget of views (a small Fig. 2b)")
 def _ksweep_parser(p: argparse.ArgumentParser) -> None:
     from training.evaluate.protocols import LINEAR_EPOCHS
-    from training.recipes import RunOptions
+    from training.pretrain.recipes import RunOptions
 
     add_recipe_flags(p, skip=("k", "epochs"))
     p.add_argument("--ks", type=int, nargs="+", default=[2, 4, 8, 16], help="views per image to compare")
@@ -145,15 +148,15 @@ def _ksweep_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-seeds", type=int, nargs="+", default=[0], help="linear-classifier seeds")
     p.add_argument("--eval-max-train", type=int, default=None, help="cap labelled train images (quick runs)")
     p.add_argument("--eval-max-test", type=int, default=None, help="cap test images (quick runs)")
-    add_flags(p, RunOptions, only=_KSWEEP_OPTIONS, defaults={"out": "runs/ksweep"})
+    add_flags(p, RunOptions, only=_KSWEEP_OPTIONS, defaults={"out": run_folders.KSWEEP})
     p.set_defaults(fn=_run_ksweep)
 
 
 def _run_ksweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from training.ksweep import format_k_sweep, run_k_sweep
-    from training.recipes import RecipeError, RunOptions
+    from training.pretrain.recipes import RecipeError, RunOptions
+    from training.studies.ksweep import format_k_sweep, run_k_sweep
 
     if args.views_budget < 1:
         raise RecipeError(f"--views-budget must be positive; got {args.views_budget}")
@@ -172,10 +175,10 @@ def _run_ksweep(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- datasets
 @command("data", "where each dataset is looked for and how to get it; --download fetches it with torchvision")
 def _data_parser(p: argparse.ArgumentParser) -> None:
-    from training.recipes import dataset_names
+    from training.help_choices import recorded
 
     p.add_argument("names", nargs="*", metavar="DATASET",
-                   help=f"datasets to show or download (default: all); one of: {', '.join(dataset_names())}")
+                   help=f"datasets to show or download (default: all); one of: {', '.join(recorded()['datasets'])}")
     p.add_argument("--data-root", default=None, help="data folder (default: $RR_DATA_DIR, else ~/.cache/rr_zoo/data)")
     p.add_argument("--download", action="store_true",
                    help="download the named datasets into the data folder with torchvision (needs internet)")
@@ -184,7 +187,7 @@ def _data_parser(p: argparse.ArgumentParser) -> None:
 
 def _run_data(args: argparse.Namespace) -> int:
     from training.data import DATASETS, load_split, search_roots
-    from training.recipes import dataset_names, require
+    from training.pretrain.recipes import dataset_names, require
 
     unknown = [name for name in args.names if name not in DATASETS]
     require(not unknown, f"unknown dataset(s) {unknown}; choose from {dataset_names()}")
@@ -226,11 +229,11 @@ def _export_parser(p: argparse.ArgumentParser) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from training.export import export_checkpoint, export_metrics_from
+    from training.release.export import export_checkpoint, export_metrics_from
 
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint {args.checkpoint}: no such file; pass the checkpoint.pt of a run "
-                                "(python -m training pretrain writes runs/<entry>-s<seed>/checkpoint.pt)")
+                                f"(python -m training pretrain writes {run_folders.PRETRAIN}/checkpoint.pt)")
     metrics = [m for path in args.metrics for m in export_metrics_from(path)]
     provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
     out = export_checkpoint(args.checkpoint, args.out, args.entry, metrics, provenance, args.figures,
@@ -281,8 +284,8 @@ def _run_publish(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rr_zoo.manifest import add_metrics
-    from training.export import export_metrics_from
-    from training.publish import publish
+    from training.release.export import export_metrics_from
+    from training.release.publish import publish
 
     metrics = [m for path in args.metrics for m in export_metrics_from(path)]
     if args.folder is None:
@@ -305,42 +308,35 @@ def _run_publish(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- benchmark
-@command("benchmark", "time the full training step: ours vs a faithful original step, same run, same machine")
+@command("benchmark", "time our pretraining against the original repository's own code, same images, same machine")
 def _benchmark_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--archs", nargs="+", default=["conv4", "resnet32"])
     p.add_argument("--ks", type=int, nargs="+", default=[4, 16, 32])
     p.add_argument("--m", type=int, default=64, help="images per step")
-    p.add_argument("--steps", type=int, default=3, help="timed steps per configuration (after 1 warm-up)")
+    p.add_argument("--steps", type=int, default=3,
+                   help="timed steps per run after a warm-up epoch as long (0: full epochs)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="benchmarks/out/benchmark.json")
-    p.add_argument("--original-repo", default=None, metavar="PATH",
-                   help="a clone of mpatacchiola/self-supervised-relational-reasoning: time ITS training code "
-                        "against our `pretrain` on the same images instead (training/bench_original.py); "
-                        "--steps then means timed steps per run after a warm-up epoch as long (0: full epochs)")
-    p.add_argument("--repeats", type=int, default=3, help="--original-repo: interleaved runs per side, best kept")
+    p.add_argument("--original-repo", required=True, metavar="PATH",
+                   help="a clone of mpatacchiola/self-supervised-relational-reasoning: ITS training code is timed "
+                        "against our `pretrain` on the same images (training/bench/original.py)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs per side, best kept")
     p.add_argument("--original-workers", type=int, default=0,
-                   help="--original-repo: the original's DataLoader num_workers (0: in-process, as ours)")
+                   help="the original's DataLoader num_workers (0: in-process, as ours)")
     p.add_argument("--dataset", choices=("cifar10", "tinyimagenet"), default="cifar10",
-                   help="--original-repo: what both sides train on: cifar10 (the shared 4,000-image pack, 32x32) or "
+                   help="what both sides train on: cifar10 (the shared 4,000-image pack, 32x32) or "
                         "tinyimagenet (20 real training JPEGs per class, 64x64, from the data folder: $RR_DATA_DIR)")
     p.set_defaults(fn=_run_benchmark)
 
 
 def _run_benchmark(args: argparse.Namespace) -> int:
-    if args.original_repo:
-        from training.bench_original import run_from_args
-
-        return run_from_args(args)
     from rr_zoo.models import ARCHITECTURES
-    from training.benchmark import HEADER, format_table, run_benchmark
-    from training.recipes import require
+    from training.bench.original import run_from_args
+    from training.pretrain.recipes import require
 
     unknown = sorted(set(args.archs) - set(ARCHITECTURES))
     require(not unknown, f"--archs: unknown {unknown}; choose from {sorted(ARCHITECTURES)}")
-    print(HEADER, flush=True)
-    result = run_benchmark(args.archs, args.ks, args.m, args.steps, args.out, args.threads)
-    print(f"\n{format_table(result)}\nwrote {args.out}")
-    return 0
+    return run_from_args(args)
 
 
 # ----------------------------------------------------------------------------- supervised bound
@@ -358,7 +354,7 @@ def _supervised_parser(p: argparse.ArgumentParser) -> None:
 
 
 def _run_supervised(args: argparse.Namespace) -> int:
-    from training.supervised import train_supervised
+    from training.evaluate.supervised import train_supervised
 
     summary = train_supervised(args.entry, args.dataset, args.epochs, args.out, args.seed, args.data_root,
                                args.max_train, args.device)
@@ -373,19 +369,19 @@ def _curves_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("folders", nargs="+", metavar="FOLDER",
                    help="run folders (log.jsonl + checkpoint.pt) or export folders (log.jsonl + config.json)")
     p.add_argument("--labels", nargs="+", default=None, help="legend labels, one per folder (default: from recipes)")
-    p.add_argument("--out", default="runs/knn_vs_views.png", help="figure; its points go to the .json beside it")
+    p.add_argument("--out", default=run_folders.KNN_CURVES_PNG, help="figure; its points go to the .json beside it")
     p.set_defaults(fn=_run_curves)
 
 
 def _run_curves(args: argparse.Namespace) -> int:
-    from training.curves import plot_curves, read_curve
-    from training.recipes import RecipeError
+    from training.pretrain.recipes import RecipeError
+    from training.studies.curves import plot_knn_curves, read_curve
 
     if args.labels is not None and len(args.labels) != len(args.folders):
         raise RecipeError(f"--labels gives {len(args.labels)} labels for {len(args.folders)} folders; "
                           "give one per folder or none")
     labels = args.labels or [None] * len(args.folders)
-    summary = plot_curves([read_curve(f, label) for f, label in zip(args.folders, labels)], args.out)
+    summary = plot_knn_curves([read_curve(f, label) for f, label in zip(args.folders, labels)], args.out)
     for curve in summary["curves"]:
         print(f"{curve['label']:32s} {curve['views'][-1] / 1e6:6.2f}M views: kNN {curve['knn_acc'][-1]:.2f} %")
     print(f"figure: {summary['figure']}\npoints: {summary['figure'].rsplit('.', 1)[0]}.json")

@@ -6,8 +6,8 @@ import torch
 from timm.layers import DropBlock2d
 from torch import nn
 
-from rr_zoo.models import register_architecture
 from rr_zoo.models.base import Backbone
+from rr_zoo.models.registry import register_architecture
 
 
 class ConvBlock(nn.Module):

@@ -26,7 +26,7 @@ def image_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, .
 
 def channel_stats(name: str, split: str | None = None, root: str | None = None) -> dict[str, list[float]]:
     """Mean and std per channel over every pixel of a registered dataset's split."""
-    from training.data import get_dataset_spec, load_split
+    from training.data.registry import get_dataset_spec, load_split  # the package registers the datasets
 
     spec = get_dataset_spec(name)
     mean, std = image_stats(load_split(name, split or spec.pretrain_split, root=root).images)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 
-from training.checkpoint import atomic_save
 from training.data import from_files, load_split, subset_indices
 from training.data.cache import cache_root
+from training.evaluate.features import extract_features
 from training.evaluate.protocols import EvalSpec
 from training.evaluate.source import FeatureSource
-from training.features import extract_features
-from training.recipes import RecipeError, require
+from training.pretrain.checkpoint import atomic_save
+from training.pretrain.recipes import RecipeError, require
 
 
 def cached_features(source: FeatureSource, spec: EvalSpec, split: str) -> tuple[torch.Tensor, torch.Tensor]:

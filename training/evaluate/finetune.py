@@ -15,10 +15,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from training.augment import normalize
 from training.data import get_dataset_spec, load_split, subset_indices
 from training.evaluate.protocols import FINETUNE_EPOCHS, EvalSpec, protocol
 from training.evaluate.source import FeatureSource
+from training.pretrain.augment import normalize
 
 ROTATION_DEG, SCALE, TRANSLATE, SHEAR_DEG = 18.0, (0.9, 1.1), 0.1, 10.0
 

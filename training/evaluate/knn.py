@@ -10,10 +10,10 @@ import torch.nn.functional as F
 
 from training.data import dataset_label
 from training.evaluate.feature_cache import labelled_features
+from training.evaluate.features import knn_accuracy
 from training.evaluate.figures import retrieval_grid
 from training.evaluate.protocols import EvalSpec, protocol
 from training.evaluate.source import FeatureSource
-from training.features import knn_accuracy
 
 
 @protocol("knn")

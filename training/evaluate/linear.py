@@ -14,7 +14,7 @@ from training.data import get_dataset_spec
 from training.evaluate.feature_cache import labelled_features
 from training.evaluate.protocols import LINEAR_EPOCHS, EvalSpec, protocol
 from training.evaluate.source import FeatureSource
-from training.recipes import require
+from training.pretrain.recipes import require
 
 
 def train_linear(train_x: torch.Tensor, train_y: torch.Tensor, num_classes: int, epochs: int, batch_size: int,

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from training import run_folders
 from training.flags import option
-from training.recipes import RecipeError, dataset_names, require, require_device
+from training.help_choices import listed
+from training.pretrain.recipes import RecipeError, require, require_device
 
 if TYPE_CHECKING:
     from rr_zoo.manifest import ZooEntry
@@ -35,8 +37,8 @@ class EvalSpec:
 
     dataset: str = option(help="evaluation dataset: a registered one, or folder:PATH, a folder of your images in "
                                "one sub-folder per class (its train/ + test/ or val/, else a fixed seeded split)",
-                          choices=dataset_names)
-    out: str = option("runs/eval", "folder for the JSON results and PNG figures", record=False)
+                          choices=listed("datasets"))
+    out: str = option(run_folders.EVAL_ROOT, "folder for the JSON results and PNG figures", record=False)
     data_root: str | None = option(None, "dataset folder (default: the dataset's own, see training.data)")
     seed: int = option(0, "seed of the classifier (and of a random init)", cli=False)
     train_split: str = option("train", "labelled split the classifier is trained on")
@@ -64,7 +66,7 @@ class EvalSpec:
 
     def __post_init__(self) -> None:
         from training.data import canonical_dataset_name
-        from training.recipes import evaluation_split, splits_of
+        from training.pretrain.recipes import evaluation_split, splits_of
 
         object.__setattr__(self, "dataset", canonical_dataset_name(self.dataset))  # folder:/absolute/path
         splits = splits_of(self.dataset)

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from rr_zoo.manifest import ZooEntry, load_manifest
-from training.checkpoint import atomic_write_text, load_checkpoint
+from training import run_folders
 from training.data import dataset_label, from_files, get_dataset_spec
+from training.evaluate import figures, finetune, knn, linear  # noqa: F401  (register their protocols)
 from training.evaluate.protocols import EvalSpec, get_protocol, run_protocol
 from training.evaluate.source import load_backbone
 from training.flags import command_flags
-from training.recipes import RecipeError
+from training.pretrain.checkpoint import atomic_write_text, load_checkpoint
+from training.pretrain.recipes import RecipeError
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def evaluate(protocol: str, entry: str | None = None, weights: str | None = None
     seeds = list(seeds or (published or {}).get("seeds") or [0])
     source = load_backbone(entry, weights, seed=seeds[0])
     dataset = (options.get("dataset") or proto.dataset or (published or {}).get("dataset") or source.trained_on)
-    out = options.get("out") or f"runs/eval/{source.entry.name}"
+    out = options.get("out") or run_folders.eval_dir(source.entry.name)
     spec = EvalSpec(**{**options, "dataset": dataset, "out": out, "seed": seeds[0]})
     dataset = spec.dataset  # canonical: folder:/absolute/path
     split = get_dataset_spec(dataset, source.data_request()).notes.get("split") if from_files(dataset) else None

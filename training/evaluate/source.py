@@ -14,7 +14,7 @@ from rr_zoo.api import export_folder
 from rr_zoo.manifest import ZooEntry, load_manifest
 from rr_zoo.models import build_backbone
 from training.data import DataRequest
-from training.recipes import RecipeError
+from training.pretrain.recipes import RecipeError
 
 
 @dataclass
@@ -69,7 +69,7 @@ def load_backbone(entry: str | None = None, weights: str | None = None, seed: in
         raise RecipeError(f"--weights {weights}: no such file or folder; pass 'random', a training checkpoint .pt, "
                           "a safetensors file or an export folder")
     if weights not in (None, "random") and Path(weights).suffix == ".pt":
-        from training.checkpoint import load_checkpoint
+        from training.pretrain.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(weights)
         entry = entry or ckpt.entry

@@ -18,10 +18,11 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from rr_zoo.manifest import ZooEntry
 from rr_zoo.models import get_architecture
+from training.run_folders import CURVES_PNG
 
 TAGS = ("image-feature-extraction", "timm", "self-supervised", "relational-reasoning", "rr-zoo")
 FOLDER_PREFIX = "folder:"  # how an export names a folder dataset: folder:<folder name>
-PICTURES = ("curves.png",)  # pictures a run folder contributes, shown first when present
+PICTURES = (CURVES_PNG,)  # pictures a run folder contributes, shown first when present
 
 
 def published_release(entry: ZooEntry, config: dict[str, Any]) -> str | None:

@@ -4,7 +4,8 @@
 entry); ``RunOptions`` holds how a run executes (device, precision, paths).
 Both validate themselves on construction, so a bad value fails before any work. Their
 fields declare the command-line flags, help texts and reproducing commands (``training.flags``):
-a new field is one line here.
+a new field is one line here. The module imports no torch (the registries it validates against
+are imported on construction), so the commands' ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rr_zoo.manifest import load_manifest
-from rr_zoo.models import ARCHITECTURES
-from rr_zoo.relation import AGGREGATIONS
-from training.compile import COMPILE_CHOICES, MIN_STEPS, compiled_by_auto
+from training import run_folders
 from training.flags import option
+from training.help_choices import listed
+from training.runtime.compile import COMPILE_CHOICES, MIN_STEPS, compiled_by_auto
 
 LOSSES = ("focal", "bce")
 OPTIMIZERS = ("adam",)
@@ -53,15 +54,16 @@ class Recipe:
     """Hyperparameters of one relational-reasoning pretraining run."""
 
     entry: str = option(help="zoo entry the run trains, e.g. rr_conv4_cifar10 (python -m rr_zoo list)")
-    architecture: str = option(help="backbone", choices=lambda: sorted(ARCHITECTURES))
+    architecture: str = option(help="backbone", choices=listed("architectures"))
     dataset: str = option(help="pretraining dataset: a registered one, or folder:PATH for a folder of your own "
                                "images (image-folder:PATH and a plain folder path work too; class sub-folders "
-                               "optional, used only to evaluate)", choices=dataset_names)
+                               "optional, used only to evaluate)", choices=listed("datasets"))
     split: str = option("train", "split of the dataset used for pretraining (labels ignored)")
     epochs: int = option(200, "passes over the split", unit="epochs")
     k: int = option(32, "augmented views per image (K)", unit="views")
     batch_size: int = option(64, "images per step, over all processes (M)", unit="images")
-    aggregation: str = option("cat", "how the relation head combines two views' features", choices=AGGREGATIONS)
+    aggregation: str = option("cat", "how the relation head combines two views' features",
+                             choices=listed("aggregations"))
     loss: str = option("focal", "loss of the relation head", choices=LOSSES)
     focal_gamma: float = option(2.0, "focusing exponent (focal loss only)")
     focal_alpha: float = option(0.5, "weight of positive pairs, in [0, 1] (focal loss only)")
@@ -87,6 +89,8 @@ class Recipe:
         "weight_decay", "seed", "dataset", "split", "architecture", "relation_hidden")
 
     def __post_init__(self) -> None:
+        from rr_zoo.models import ARCHITECTURES
+        from rr_zoo.relation import AGGREGATIONS
         from training.data import canonical_dataset_name, from_files
 
         require(self.architecture in ARCHITECTURES,
@@ -197,15 +201,15 @@ def recipe_for_entry(entry_name: str, **overrides: Any) -> Recipe:
 class RunOptions:
     """How a run executes; none of this changes the method."""
 
-    out: str = option("runs/default", "run folder: checkpoint.pt, log.jsonl, curves.png", record=False)
+    out: str = option(run_folders.DEFAULT, "run folder: checkpoint.pt, log.jsonl, curves.png", record=False)
     device: str = option("cpu", "cpu, cuda or cuda:N")
     precision: str = option("auto", "training precision. auto: bf16 autocast where the hardware multiplies bf16 "
                             "natively (CPU flags avx512_bf16/amx_bf16, CUDA compute capability >= 8.0), else fp32; "
-                            "the run records and its command pins the precision used (training.precision). "
+                            "the run records and its command pins the precision used (training.runtime.precision). "
                             "fp16: CUDA only, with a grad scaler", choices=PRECISIONS)
     compile: str = option("auto", "torch.compile the backbone. auto: on CPU where it was measured to pay "
                           f"({compiled_by_auto()}), in runs of {MIN_STEPS}+ steps, with a C++ compiler on PATH; "
-                          "eager elsewhere (training.compile)",
+                          "eager elsewhere (training.runtime.compile)",
                           choices=COMPILE_CHOICES, record=False)
     channels_last: bool = option(True, "channels-last (NHWC) memory format for convolutions", record=False)
     grad_checkpointing: bool = option(

@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from training.checkpoint import atomic_write_text, load_checkpoint
 from training.evaluate.protocols import LINEAR_EPOCHS
-from training.recipes import Recipe, RecipeError, RunOptions
+from training.pretrain.checkpoint import atomic_write_text, load_checkpoint
+from training.pretrain.recipes import Recipe, RecipeError, RunOptions
+from training.run_folders import CHECKPOINT, LOG
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ def run_k_sweep(recipe: Recipe, opts: RunOptions, ks: list[int], views_budget: i
     from training.data import load_split
     from training.evaluate import EvalSpec, run_protocol
     from training.evaluate.source import load_backbone
-    from training.pretrain import CHECKPOINT, data_request, pretrain
+    from training.pretrain.inputs import data_request
+    from training.pretrain.loop import pretrain
 
     n_images = load_split(recipe.dataset, recipe.split, root=opts.data_root,
                           request=data_request(recipe, opts)).images.shape[0]
@@ -101,7 +103,7 @@ def run_k_sweep(recipe: Recipe, opts: RunOptions, ks: list[int], views_budget: i
                             seed=seed, epochs=eval_epochs, device=opts.device, max_train=eval_max_train,
                             max_test=eval_max_test)
             values.append(run_protocol("linear", backbone, spec)["value"])
-        last = json.loads((run_dir / "log.jsonl").read_text().splitlines()[-1])
+        last = json.loads((run_dir / LOG).read_text().splitlines()[-1])
         rows.append({"k": k, "epochs": plan.epochs, "steps_per_epoch": plan.steps_per_epoch,
                      "views": plan.views(recipe.batch_size), "linear": statistics.mean(values),
                      "linear_std": statistics.stdev(values) if len(values) > 1 else None,
@@ -127,12 +129,10 @@ def format_k_sweep(summary: dict[str, Any]) -> str:
 
 def plot_k_sweep(rows: list[dict[str, Any]], path: Path, recipe: Recipe, views_budget: int) -> Path:
     """Linear accuracy vs K (log-2 axis), written atomically."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no backend to choose, nothing left open
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    fig = Figure(figsize=(4.5, 3.2))
+    ax = fig.subplots()
     ks = [r["k"] for r in rows]
     ax.errorbar(ks, [r["linear"] for r in rows], yerr=[r["linear_std"] or 0 for r in rows], marker="o")
     ax.set_xscale("log", base=2)
@@ -145,6 +145,5 @@ def plot_k_sweep(rows: list[dict[str, Any]], path: Path, recipe: Recipe, views_b
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=120)
-    plt.close(fig)
     tmp.replace(path)
     return path

@@ -1,7 +1,7 @@
 """``python -m training benchmark --original-repo PATH``: ours vs the ORIGINAL repository's own code.
 
 The other side of this comparison is the user's clone of mpatacchiola/self-supervised-relational-reasoning,
-run unchanged: a small driver (:data:`DRIVER`, written to a temp folder at run time, never the clone) runs
+run unchanged: a small driver (:data:`DRIVER`, ``original_driver.py`` beside this file; never the clone) runs
 its ``train_unsupervised.py`` (its argument parser, backbone, ``DataManager``, ``MultiCIFAR10`` dataset with
 its PIL transforms, its ``DataLoader``, ``methods.relationnet.Model`` and its ``train`` loop) with
 ``--method relationnet --dataset cifar10``. Our side is ``python -m training pretrain``. Both read the SAME
@@ -59,122 +59,16 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from training.estimate import best_seconds
+from training.bench.estimate import best_seconds
+from training.run_folders import LOG
+from training.runtime.machine import cpu_info
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CIFAR_FOLDER = "cifar-10-batches-py"
 FLOP_M, FLOP_KS = 4, (2, 3)
 
-DRIVER = '''"""Run the ORIGINAL repository's train_unsupervised.py unchanged, for rr-zoo's benchmark.
-
-Written by training/bench_original.py into a temp folder; run with the working directory holding
-./data/cifar-10-batches-py (--dataset cifar10) or ./data/tiny-imagenet-200/train (--dataset tiny).
-sys.path gets the clone (--repo); nothing in the clone is edited.
-
-Compatibility shims (monkeypatches, applied before the script runs):
-1. torchvision.datasets.cifar.check_integrity -> "the file exists", and CIFAR10._check_integrity checks
-   only the requested split's batch files. The original builds its dataset with download=True, which
-   checks the md5 sums of the official 50,000-image release (batches and batches.meta) and otherwise
-   downloads it; the benchmark's files hold its own images (other md5 sums, no test_batch) and the
-   machine may be offline.
-2. torch.cuda.is_available -> False, and --gpu "" (CUDA_VISIBLE_DEVICES=""): a CPU benchmark; the script
-   otherwise picks CUDA whenever one exists.
-3. --seed 0: the script's default seed -1 is passed to numpy.random.seed, which rejects it.
-Measurement hooks (not shims):
-4. datamanager.DataManager.get_train_loader: the DataLoader it returns is wrapped so that each epoch
-   yields at most --steps batches (0: the full epoch).
-5. methods.relationnet.Model.train (its epoch loop) is wrapped to time each call (perf_counter) and count
-   the images it saw; with --mode flops it is replaced by one FlopCounterMode count of the original's
-   forward + backward (its net, aggregate, relation_module and FocalLoss) on random input.
-"""
-import argparse, itertools, json, os, runpy, sys, time
-
-p = argparse.ArgumentParser()
-for name, typ in (("--repo", str), ("--mode", str), ("--arch", str), ("--k", int), ("--m", int),
-                  ("--steps", int), ("--epochs", int), ("--threads", int), ("--workers", int),
-                  ("--result", str), ("--flop-m", int), ("--flop-ks", str), ("--dataset", str), ("--size", int)):
-    p.add_argument(name, type=typ, required=True)
-a = p.parse_args()
-sys.path.insert(0, a.repo)
-
-import torch
-import torchvision.datasets as dset
-from torch.utils.flop_counter import FlopCounterMode
-
-torch.set_num_threads(a.threads)
-torch.cuda.is_available = lambda: False                                   # shim 2
-dset.cifar.check_integrity = lambda fpath, md5=None: os.path.isfile(fpath)  # shim 1
-dset.CIFAR10._check_integrity = lambda self: all(                         # shim 1
-    os.path.isfile(os.path.join(self.root, self.base_folder, f))
-    for f, _ in (self.train_list if self.train else self.test_list))
-
-import datamanager
-import methods.relationnet as relationnet
-
-result = {"mode": a.mode, "threads": torch.get_num_threads(), "torch": torch.__version__, "epochs": []}
-
-
-class Limited:                                                            # hook 4
-    def __init__(self, loader, steps):
-        self.loader, self.steps, self.images = loader, steps, 0
-
-    def __len__(self):
-        return min(len(self.loader), self.steps) if self.steps else len(self.loader)
-
-    def __iter__(self):
-        it = iter(self.loader)
-        for batch in (itertools.islice(it, self.steps) if self.steps else it):
-            self.images += int(batch[0].shape[0])
-            yield batch
-
-
-_get_loader = datamanager.DataManager.get_train_loader
-
-
-def get_train_loader(self, *args, **kwargs):
-    loader, train_set = _get_loader(self, *args, **kwargs)
-    result["dataset_size"] = len(train_set)
-    return Limited(loader, a.steps), train_set
-
-
-datamanager.DataManager.get_train_loader = get_train_loader
-_train = relationnet.Model.train
-
-
-def timed_train(self, epoch, train_loader):                               # hook 5
-    before = train_loader.images
-    t0 = time.perf_counter()
-    out = _train(self, epoch, train_loader)
-    seconds = time.perf_counter() - t0
-    images = train_loader.images - before
-    result["epochs"].append({"epoch": epoch, "seconds": seconds, "images": images,
-                             "steps": len(train_loader), "views_per_s": images * a.k / seconds})
-    return out
-
-
-def count_flops(self, epoch, train_loader):                               # hook 5, --mode flops
-    flops = {}
-    for k in (int(v) for v in a.flop_ks.split(",")):
-        x = torch.randn(a.flop_m * k, 3, a.size, a.size)
-        with FlopCounterMode(display=False) as counter:
-            self.optimizer.zero_grad()
-            features = self.net(x)
-            pairs, target, _, _ = self.aggregate(features, k, type=self.aggregation)
-            loss = self.fl(self.relation_module(pairs).squeeze(), target)
-            loss.backward()
-        flops[str(k)] = counter.get_total_flops()
-    result["flops"] = {"m": a.flop_m, "per_k": flops}
-    return 0.0, 0.0
-
-
-relationnet.Model.train = count_flops if a.mode == "flops" else timed_train
-sys.argv = ["train_unsupervised.py", "--dataset", a.dataset, "--method", "relationnet", "--backbone", a.arch,
-            "--data_size", str(a.m), "--K", str(a.k), "--epochs", str(a.epochs), "--seed", "0",
-            "--num_workers", str(a.workers), "--gpu", "", "--aggregation", "cat"]          # shim 2, 3
-runpy.run_path(os.path.join(a.repo, "train_unsupervised.py"), run_name="__main__")
-with open(a.result, "w") as fh:
-    json.dump(result, fh)
-'''
+# the script that runs the original's train_unsupervised.py (with the clone on its sys.path)
+DRIVER = Path(__file__).resolve().with_name("original_driver.py")
 
 
 # ----------------------------------------------------------------------------- data
@@ -278,8 +172,8 @@ def scale_flops(per_k: dict[int, float], m_counted: int, m: int, k: int) -> floa
 
 def count_ours(arch: str, k: int, m: int, size: int = 32) -> float:
     """FLOPs of our forward + backward (``relation_loss``) at (m, k) on ``size``² views, exactly as a step does."""
-    from training.pretrain import build_model, relation_loss
-    from training.recipes import recipe_for_entry
+    from training.method.step import build_model, relation_loss
+    from training.pretrain.recipes import recipe_for_entry
 
     recipe = recipe_for_entry(f"rr_{arch}_cifar10", k=k, batch_size=m)
     model = build_model(recipe, 3)
@@ -326,8 +220,8 @@ def ceiling_step(arch: str, views: int, precision: str, channels_last: bool, siz
     allocator setting of a run.
     """
     from rr_zoo.models import build_backbone
-    from training.allocator import keep_freed_memory
-    from training.pretrain import autocast_context
+    from training.method.step import autocast_context
+    from training.runtime.allocator import keep_freed_memory
 
     keep_freed_memory()  # as pretrain does: without it every step pays ~280k page faults
     layout = torch.channels_last if channels_last else torch.contiguous_format
@@ -357,8 +251,8 @@ def backbone_ceiling(arch: str, views: int, precision: str, channels_last: bool,
 def ceiling_variants(arch: str) -> list[tuple[str, bool, bool]]:
     """(precision, channels_last, compiled) the ceiling is timed in: fp32, and bf16 where the CPU has it,
     eager in both layouts, and compiled in ``channels_last`` where ``pretrain --compile auto`` compiles."""
-    from training.compile import compile_pays_on_cpu
-    from training.precision import resolve_precision
+    from training.runtime.compile import compile_pays_on_cpu
+    from training.runtime.precision import resolve_precision
 
     precisions = ["fp32"] + (["bf16"] if resolve_precision("auto") == "bf16" else [])
     return [(p, cl, False) for p in precisions for cl in (False, True)] + [
@@ -403,8 +297,7 @@ class Harness:
         self.repo, self.work, self.threads, self.workers, self.python = repo, work, threads, workers, python
         self.dataset = data
         self.data = work / "data"
-        self.driver = work / "driver.py"
-        self.driver.write_text(DRIVER)
+        self.driver = DRIVER
         self.runs = 0
 
     def _next(self, tag: str) -> Path:
@@ -444,7 +337,7 @@ class Harness:
     def ceiling(self, arch: str, k: int, m: int) -> dict[str, float]:
         """Backbone-only views/s on K·M views per ``"<precision> <layout>"`` (one fresh subprocess)."""
         run = self._next(f"ceiling_{arch}_k{k}")
-        _run([self.python, "-m", "training.bench_original", "ceiling", arch, str(k * m), str(self.threads),
+        _run([self.python, "-m", "training.bench.original", "ceiling", arch, str(k * m), str(self.threads),
               str(run / "result.json"), str(self.dataset.size)], PROJECT_ROOT, _env(self.threads), run / "log.txt")
         return json.loads((run / "result.json").read_text())
 
@@ -454,8 +347,8 @@ class Harness:
         ``--compile`` is what ``auto`` picks for a full-length run of this backbone and precision
         (a benchmark run is too short for ``auto`` to compile; the first compiled step is in the warm-up).
         """
-        from training.compile import compile_pays_on_cpu
-        from training.precision import resolve_precision
+        from training.runtime.compile import compile_pays_on_cpu
+        from training.runtime.precision import resolve_precision
 
         compiled = compile_pays_on_cpu(arch, resolve_precision(precision))
         run = self._next(f"ours_{precision}_{arch}_k{k}")
@@ -468,7 +361,7 @@ class Harness:
         if steps:
             cmd += ["--steps-per-epoch", str(steps)]
         wall, rss, cpu = _run(cmd, PROJECT_ROOT, _env(self.threads), run / "log.txt")
-        logs = [json.loads(line) for line in (run / "out" / "log.jsonl").read_text().splitlines() if line]
+        logs = [json.loads(line) for line in (run / "out" / LOG).read_text().splitlines() if line]
         timed = logs[-1]
         shutil.rmtree(run / "out")
         n_steps = steps or None
@@ -480,22 +373,6 @@ class Harness:
 
 
 # ----------------------------------------------------------------------------- the benchmark
-def cpu_info() -> dict[str, Any]:
-    """This CPU's model name, its SIMD flags (avx*, amx*, fma, sse4*) and core count, for a benchmark's JSON."""
-    name, flags = platform.processor(), []
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name") and name in ("", platform.processor()):
-                name = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = sorted(f for f in line.split(":", 1)[1].split()
-                               if f.startswith(("avx", "amx", "fma", "sse4")))
-                break
-    except OSError:
-        pass
-    return {"processor": name, "flags": flags, "cores": os.cpu_count()}
-
-
 def _count_images(data: Path) -> int:
     """Images the benchmark wrote: CIFAR-10 pickle rows, or image files of the tiny-ImageNet tree."""
     pickles = sorted((data / CIFAR_FOLDER).glob("data_batch_*"))
@@ -534,7 +411,7 @@ def bench_config(h: Harness, arch: str, k: int, m: int, steps: int, repeats: int
     precision and layout; each of our steps is reported as a share of the best ceiling of its precision
     in the layout it trains in (``channels_last``).
     """
-    from training.precision import resolve_precision
+    from training.runtime.precision import resolve_precision
 
     default = resolve_precision("auto")
     row: dict[str, Any] = {"arch": arch, "k": k, "m": m, "views_per_step": k * m, "default_precision": default,
@@ -610,7 +487,7 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
         dataset: What both sides train on (:data:`BENCH_DATA`): ``cifar10`` (the shared ``cifar10_4k`` pack as
             CIFAR-10 pickles, 32×32) or ``tinyimagenet`` (20 real training JPEGs per class, 64×64).
         python: Interpreter for both sides' subprocesses.
-        keep_work: Keep the temp folder (driver, data, logs) and report its path.
+        keep_work: Keep the temp folder (data, logs) and report its path.
         matmul_n: Side of the square fp32 matmul timed for the machine's peak (measured at the start and
             after every repeat; the best is used).
     """
@@ -634,7 +511,7 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
         torch.set_num_threads(threads)
         peaks = [measure_peaks(matmul_n)]
         _, baseline_rss, _ = _run([python, "-c", "import torch, torchvision"], work, _env(threads), work / "import.log")
-        from training.provenance import code_commit
+        from training.release.provenance import code_commit
 
         meta = {"original_repo": str(repo), "original_commit": _git_commit(repo), "code_commit": code_commit(),
                 "command": "python -m training benchmark " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == [
@@ -723,7 +600,7 @@ def run_from_args(args) -> int:
 
 
 def _ceiling_child(argv: list[str]) -> int:
-    """``python -m training.bench_original ceiling ARCH VIEWS THREADS OUT [SIZE]``: the ceiling subprocess."""
+    """``python -m training.bench.original ceiling ARCH VIEWS THREADS OUT [SIZE]``: the ceiling subprocess."""
     arch, views, threads, out = argv[0], int(argv[1]), int(argv[2]), Path(argv[3])
     size = int(argv[4]) if len(argv) > 4 else 32
     torch.set_num_threads(threads)
@@ -735,5 +612,5 @@ def _ceiling_child(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["ceiling"]:
-        sys.exit("usage: python -m training.bench_original ceiling ARCH VIEWS THREADS OUT (run by the benchmark)")
+        sys.exit("usage: python -m training.bench.original ceiling ARCH VIEWS THREADS OUT (run by the benchmark)")
     sys.exit(_ceiling_child(sys.argv[2:]))

@@ -14,24 +14,11 @@ from pathlib import Path
 
 import torch
 
+from training.runtime.machine import CPUINFO, cpu_flags
+
 # /proc/cpuinfo flags of x86 instructions that multiply bf16 in hardware
 # (AVX512_BF16: VDPBF16PS, Cooper Lake / Zen 4 and later; AMX_BF16: TDPBF16PS, Sapphire Rapids and later)
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-CPUINFO = Path("/proc/cpuinfo")
-
-
-def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str] | None:
-    """The ``flags`` of the first processor in ``/proc/cpuinfo``; None where the file is unreadable."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
 def native_bf16(device: str = "cpu", cpuinfo: Path = CPUINFO) -> tuple[bool, str]:
     """Whether ``device`` has native bf16 matrix support, and the evidence, in words.
 

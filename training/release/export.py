@@ -10,9 +10,10 @@ from typing import Any
 
 from rr_zoo.export_format import EXPORT_METADATA, write_export_folder
 from rr_zoo.manifest import ZooEntry, load_manifest
-from training.checkpoint import TrainingCheckpoint, load_checkpoint
-from training.model_card import model_card, weights_tag
-from training.provenance import run_provenance
+from training.pretrain.checkpoint import TrainingCheckpoint, load_checkpoint
+from training.release.model_card import model_card, weights_tag
+from training.release.provenance import run_provenance
+from training.run_folders import CURVES_PNG, LOG
 
 _ABSOLUTE_PATH = re.compile(r"(?:^|(?<=[\s'\"=])|(?<=folder:))/[^\s'\"]*")
 
@@ -123,7 +124,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
                       data_root: str | Path | None = None, repo_id: str | None = None) -> Path:
     """Write an export folder from a pretraining checkpoint.
 
-    The folder describes the weights it holds: config.json and the model card (:mod:`training.model_card`)
+    The folder describes the weights it holds: config.json and the model card (:mod:`training.release.model_card`)
     carry the run's recipe, data, epochs, views seen, precision and ``--init`` parent, with every absolute
     path replaced by its name (:func:`portable`).
 
@@ -162,7 +163,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
         if f.suffix != ".png" or not f.is_file():
             raise FileNotFoundError(f"figure {f} is not a PNG file; pass the PNGs written by `evaluate`")
     extra_files = {f.name: f.read_bytes() for f in figures}
-    for name in ("log.jsonl", "curves.png"):
+    for name in (LOG, CURVES_PNG):
         if (run_dir / name).is_file():
             extra_files[name] = (run_dir / name).read_bytes()
     backbone = {k: v.contiguous() for k, v in ckpt.backbone.items()}

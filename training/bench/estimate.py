@@ -24,7 +24,7 @@ What is measured here and what is derived (the output's ``measured`` / ``derived
   ResNet-32 at K = 32.
 - **GPU hours**: FLOPs / an assumed sustained throughput (:data:`GPU_ASSUMED_TFLOPS`), not measured.
 
-``python -m training.estimate --all-entries --out benchmarks/out/dry_run.json`` times every manifest
+``python -m training.bench.estimate --all-entries --out benchmarks/out/dry_run.json`` times every manifest
 entry's ``pretrain --dry-run`` in its own process (wall time and peak RSS) and writes a JSON table.
 """
 
@@ -47,7 +47,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from training.recipes import Recipe, RecipeError, RunOptions
+from training.pretrain.recipes import Recipe, RecipeError, RunOptions
 
 # Sustained dense bf16 throughput assumed for one H100-class GPU on these small convnets
 # (about 15% of its 990 TFLOP/s peak); an assumption, not a measurement.
@@ -95,7 +95,7 @@ def count_step_flops(recipe: Recipe, m: int, k: int, in_chans: int, image_size: 
         Total FLOPs counted (convolutions and matrix products, forward and backward).
     """
     from rr_zoo.relation import focal_loss
-    from training.pretrain import build_model
+    from training.method.step import build_model
 
     small = replace(recipe, batch_size=m, k=k)
     with torch.device(device):
@@ -149,7 +149,7 @@ def best_seconds(fn, repeats: int = 2) -> float:
 def dataset_shape_of(recipe: Recipe) -> tuple[int, int, int]:
     """(image side, channels, images in the recipe's split); no image is read (a folder is only listed)."""
     from training.data import dataset_shape
-    from training.pretrain import data_request
+    from training.pretrain.inputs import data_request
 
     return dataset_shape(recipe.dataset, recipe.split, data_request(recipe))
 
@@ -172,17 +172,11 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
         the dry run's own peak RSS.
     """
     from training.data import from_files
-    from training.precision import native_bf16, resolve_precision
-    from training.pretrain import (
-        RelationalModel,
-        augment_config,
-        autocast_context,
-        build_model,
-        build_optimizer,
-        make_views,
-        peak_rss_mib,
-        relation_loss,
-    )
+    from training.method.step import RelationalModel, autocast_context, build_model, build_optimizer, relation_loss
+    from training.pretrain.augment import make_views
+    from training.pretrain.inputs import augment_config
+    from training.runtime.machine import peak_rss_mib
+    from training.runtime.precision import native_bf16, resolve_precision
 
     if opts.num_threads:
         torch.set_num_threads(opts.num_threads)
@@ -367,7 +361,8 @@ def import_baseline(threads: int) -> dict[str, float]:
     It ends as a dry run does (``os._exit`` after the imports, no interpreter teardown: see
     ``training.__main__.exit_now``), so the two peaks compare like with like.
     """
-    code = "import os, torch, timm, training.pretrain, training.estimate; os._exit(0)"
+    code = ("import os, torch, timm, training.method.step, training.pretrain.inputs, training.bench.estimate; "
+            "os._exit(0)")
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     _, status, usage = os.wait4(proc.pid, 0)
     return {"peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "exit_status": os.waitstatus_to_exitcode(status)}
@@ -413,14 +408,14 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.estimate --all-entries --out FILE``: time every entry's dry run, write JSON."""
+    """``python -m training.bench.estimate --all-entries --out FILE``: time every entry's dry run, write JSON."""
     import platform
 
     import rr_zoo
-    from training.precision import cpu_flags
-    from training.provenance import code_commit, hardware
+    from training.release.provenance import code_commit, hardware
+    from training.runtime.machine import cpu_flags
 
-    parser = argparse.ArgumentParser(prog="python -m training.estimate", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m training.bench.estimate", description=main.__doc__)
     parser.add_argument("--all-entries", action="store_true", help="every manifest entry (default)")
     parser.add_argument("--entries", nargs="+", default=None, help="only these entries")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each dry run (default: 1)")
@@ -449,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
               f"  exit {r['exit_status']}", flush=True)
     flags = cpu_flags() or set()
     result = {
-        "command": "python -m training.estimate " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m training.bench.estimate " + " ".join(argv if argv is not None else sys.argv[1:]),
         "code_commit": code_commit(), "hardware": hardware("cpu", args.threads), "torch": torch.__version__,
         "python": platform.python_version(), "bf16_cpu_flags": sorted(flags & {"avx512_bf16", "amx_bf16"}),
         "limits": {"wall_s": LIMIT_S, "peak_rss_mib": LIMIT_RSS_MIB},

@@ -4,7 +4,7 @@ Compiling (inductor) fuses the elementwise work around the convolutions (BatchNo
 their backward passes). On CPU that pays only where eager mode is memory-bound in small layers, so
 ``auto`` follows what was measured, per architecture (:data:`CPU_COMPILE_GAIN`: backbone forward +
 backward alone, ``channels_last``, eager vs compiled side by side, on AMD EPYC with AVX512-BF16;
-``python benchmarks/compile_gain.py`` measures it again):
+``python -m benchmarks.compile_gain`` measures it again):
 
 - Conv-4: fp32 1.11x on one thread, 1.17x on two; bf16 1.07x / 1.26x (1,024 views).
 - ResNet-8: fp32 1.08x / 1.09x; bf16 0.95x / 0.96x (slower). ResNet-32: fp32 1.02x / 0.95x, bf16 0.91x / 0.91x.

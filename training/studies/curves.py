@@ -6,7 +6,7 @@ Each argument is a run folder (``log.jsonl`` + ``checkpoint.pt``) or an export f
 ``config.json``, whose provenance holds the recipe the weights were trained with). Views seen after a
 logged epoch = ``global_step`` × M × K of that run's recipe (images per step × views per image). The
 accuracy is the log's ``knn_acc``: the online weighted kNN of ``pretrain --knn-every`` (up to 10,000
-labelled train images as the bank, the test split as queries; see ``training.pretrain.online_knn``).
+labelled train images as the bank, the test split as queries; see ``training.pretrain.loop.online_knn``).
 Writes the figure and a JSON of the plotted points beside it.
 """
 
@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from rr_zoo.atomic import atomic_write
-from training.recipes import RecipeError
-
-LOG = "log.jsonl"
+from training.pretrain.recipes import RecipeError
+from training.run_folders import CHECKPOINT, LOG
 
 
 @dataclass(frozen=True)
@@ -42,10 +41,10 @@ def run_recipe(folder: Path) -> dict[str, Any]:
         recipe = (meta.get("provenance") or {}).get("recipe") or meta.get("recipe")
         if recipe:
             return {**recipe, "entry": meta.get("entry"), "precision": (meta.get("provenance") or {}).get("precision")}
-    if (folder / "checkpoint.pt").is_file():
-        from training.checkpoint import load_checkpoint
+    if (folder / CHECKPOINT).is_file():
+        from training.pretrain.checkpoint import load_checkpoint
 
-        ckpt = load_checkpoint(folder / "checkpoint.pt")
+        ckpt = load_checkpoint(folder / CHECKPOINT)
         return {**ckpt.recipe, "precision": ckpt.options.get("precision")}
     raise RecipeError(f"{folder}: neither config.json (an export) nor checkpoint.pt (a run folder); "
                       "pass the folder `pretrain --out` or `export --out` wrote")
@@ -67,16 +66,14 @@ def read_curve(folder: str | Path, label: str | None = None) -> Curve:
     return Curve(label, str(folder), recipe, [p[0] for p in points], [p[1] for p in points])
 
 
-def plot_curves(curves: list[Curve], out_png: str | Path) -> dict[str, Any]:
+def plot_knn_curves(curves: list[Curve], out_png: str | Path) -> dict[str, Any]:
     """Draw every curve on one axis (views seen, log scale); write the PNG and its points as JSON beside it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend to choose, nothing left open
 
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.subplots()
     for curve in curves:
         ax.plot([v / 1e6 for v in curve.views], curve.knn_acc, marker="o", markersize=3, label=curve.label)
     datasets = sorted({c.recipe.get("dataset", "?") for c in curves})
@@ -88,7 +85,6 @@ def plot_curves(curves: list[Curve], out_png: str | Path) -> dict[str, Any]:
     ax.legend()
     fig.tight_layout()
     atomic_write(out_png, lambda fh: fig.savefig(fh, dpi=110, format="png"))
-    plt.close(fig)
     summary = {"figure": str(out_png), "curves": [
         {"label": c.label, "source": c.source, "architecture": c.recipe.get("architecture"),
          "dataset": c.recipe.get("dataset"), "k": c.recipe.get("k"), "batch_size": c.recipe.get("batch_size"),

@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.checkpoint import TrainingCheckpoint
 from training.data import get_dataset_spec
 from training.evaluate.finetune import finetune_model
 from training.evaluate.protocols import EvalSpec
 from training.evaluate.source import load_backbone
+from training.pretrain.checkpoint import TrainingCheckpoint
+from training.run_folders import CHECKPOINT
 
 
 def train_supervised(entry: str, dataset: str | None, epochs: int, out: str | Path, seed: int = 0,
@@ -42,7 +43,7 @@ def train_supervised(entry: str, dataset: str | None, epochs: int, out: str | Pa
     result = finetune_model(backbone, spec)
     model = result.pop("model").cpu()
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
-    path = Path(out) / "checkpoint.pt"
+    path = Path(out) / CHECKPOINT
     TrainingCheckpoint(
         entry=backbone.entry.name, architecture=backbone.entry.architecture, dataset=dataset,
         in_chans=get_dataset_spec(dataset).channels,

@@ -24,7 +24,7 @@ from rr_zoo.errors import UnknownModelError
 from rr_zoo.export_format import CONFIG_FILE, read_export_config
 from rr_zoo.manifest import load_manifest
 from rr_zoo.weights import load_entry_state_dict, load_safetensors, sha256_file, verified_export_file
-from training.recipes import Recipe, RecipeError
+from training.pretrain.recipes import Recipe, RecipeError
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,8 @@ def _from_export(folder: Path) -> InitWeights:
 
 
 def _from_checkpoint(path: Path) -> InitWeights:
-    from training.checkpoint import load_checkpoint
-    from training.provenance import run_provenance
+    from training.pretrain.checkpoint import load_checkpoint
+    from training.release.provenance import run_provenance
 
     digest = sha256_file(path)
     ckpt = load_checkpoint(path)

@@ -53,7 +53,7 @@ class TrainingCheckpoint:
     environment: dict[str, Any] = field(default_factory=dict)  # provenance of the run's start
     train_seconds: float = 0.0              # wall time of training steps, summed over resumes
     preprocessing: dict[str, Any] | None = None  # {"input_size", "mean", "std"} the weights were trained with
-    init: dict[str, Any] | None = None      # what `pretrain --init` started from (training.init; None: random init)
+    init: dict[str, Any] | None = None      # what `pretrain --init` started from (pretrain.init; None: random init)
 
     @property
     def resumable(self) -> bool:

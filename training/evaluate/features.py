@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.augment import normalize
+from rr_zoo.neighbours import knn_votes
+from training.pretrain.augment import normalize
 
 
 @torch.no_grad()
@@ -60,10 +61,7 @@ def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor, query_
     preds = []
     for start in range(0, query_features.shape[0], chunk):
         q = F.normalize(query_features[start:start + chunk].float(), dim=1)
-        sim, idx = (q @ bank.t()).topk(k, dim=1)
-        votes = torch.zeros(q.shape[0], num_classes)
-        votes.scatter_add_(1, train_labels[idx], (sim / temperature).exp())
-        preds.append(votes.argmax(1))
+        preds.append(knn_votes(q @ bank.t(), train_labels, k, temperature, num_classes).argmax(1))
     return torch.cat(preds)
 
 

@@ -19,11 +19,13 @@ from typing import Any
 
 import torch
 
-from training.checkpoint import TrainingCheckpoint
 from training.flags import command_flags
-from training.recipes import Recipe, RunOptions
+from training.pretrain.checkpoint import TrainingCheckpoint
+from training.pretrain.recipes import Recipe, RunOptions
+from training.run_folders import LOG
+from training.runtime.machine import cpu_model
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def code_commit(root: Path = REPO_ROOT) -> str:
@@ -55,14 +57,7 @@ def hardware(device: str = "cpu", threads: int | None = None) -> str:
     """One line naming the processor (or GPU) and the threads used."""
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return f"{cpu}, {os.cpu_count()} logical CPUs, {threads or torch.get_num_threads()} torch thread(s)"
 
 
@@ -95,7 +90,7 @@ def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
     """Provenance record of a pretraining checkpoint (``overrides`` win, e.g. a hardware note).
 
     Args:
-        ckpt: Loaded ``checkpoint.pt`` (:func:`training.checkpoint.load_checkpoint`).
+        ckpt: Loaded ``checkpoint.pt`` (:func:`training.pretrain.checkpoint.load_checkpoint`).
         run_dir: Its run folder (for log.jsonl).
         overrides: Fields to set explicitly.
 
@@ -112,7 +107,7 @@ def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
         "versions": env.get("versions") or library_versions(),
         "hardware": env.get("hardware") or hardware(options.get("device", "cpu"), options.get("num_threads")),
         "wall_time_s": (round(ckpt.train_seconds, 1) if ckpt.train_seconds
-                        else wall_time_s(run_dir / "log.jsonl")),
+                        else wall_time_s(run_dir / LOG)),
         "date": env.get("date") or datetime.date.today().isoformat(),
         "recipe": {k: v for k, v in ckpt.recipe.items() if k not in ("entry",)},
         "epochs_trained": ckpt.epoch,

@@ -1,0 +1,1 @@
+"""Speed benchmarks of the training code, run from the checkout root: ``python -m benchmarks.NAME``."""

@@ -1,0 +1,1 @@
+"""Examples run from the checkout root: ``python -m examples.make_figures``."""
