@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.data.cache import atomic_save_npy, decoded_path, readonly_tensor
+from training.data.cache import cached_array, decoded_path, readonly_tensor
+from training.data.formats.image_folder import IMAGE_EXTENSIONS, decode_images
 from training.data.registry import DatasetError, DatasetNotFoundError, DatasetSpec, ImageData, missing
-
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
 
 
 def list_tiny_imagenet(base: Path, split: str, spec: DatasetSpec, root: Path) -> tuple[list[Path], list[int],
@@ -85,21 +84,6 @@ def list_tiny_imagenet(base: Path, split: str, spec: DatasetSpec, root: Path) ->
     return files, labels, wnids
 
 
-def decode_images(files: list[Path], side: int, desc: str) -> np.ndarray:
-    """uint8 (N, 3, side, side) RGB images (resized bilinearly where not ``side``), with a progress bar."""
-    from PIL import Image
-    from tqdm import tqdm
-
-    out = np.empty((len(files), 3, side, side), dtype=np.uint8)
-    for i, f in enumerate(tqdm(files, desc=desc, unit="image", mininterval=2.0, dynamic_ncols=True)):
-        with Image.open(f) as img:
-            rgb = img.convert("RGB")
-            if rgb.size != (side, side):
-                rgb = rgb.resize((side, side), Image.BILINEAR)
-            out[i] = np.asarray(rgb).transpose(2, 0, 1)
-    return out
-
-
 @dataclass(frozen=True)
 class TinyImageNetTree:
     """``<root>/<folder>/{wnids.txt,train,val}`` in the official or the ImageFolder layout."""
@@ -117,18 +101,17 @@ class TinyImageNetTree:
                   f"{expected:,})", file=sys.stderr)
         signature = hashlib.sha256("".join(f"{f}|{f.stat().st_size}|{lab}\n" for f, lab in zip(files, labels))
                                    .encode()).hexdigest()
-        path = decoded_path(f"{spec.name}|{base.resolve()}|{split}|{spec.image_size}|{signature}")
-        if not path.is_file():
+        key = f"{spec.name}|{base.resolve()}|{split}|{spec.image_size}|{signature}"
+
+        def decode() -> np.ndarray:
             side = spec.image_size
             gib = len(files) * 3 * side * side / 2**30
-            print(f"{spec.name}/{split}: decoding {len(files):,} images once into {path} ({gib:.2f} GiB; later "
-                  "runs memory-map it)", file=sys.stderr, flush=True)
+            print(f"{spec.name}/{split}: decoding {len(files):,} images once into {decoded_path(key)} ({gib:.2f} "
+                  "GiB; later runs memory-map it)", file=sys.stderr, flush=True)
             try:
-                images = decode_images(files, side, f"{spec.name}/{split}")
+                return decode_images(files, side, f"{spec.name}/{split}")
             except OSError as exc:
                 raise DatasetError(f"{spec.name}: cannot decode an image under {base}: {exc}; the file is corrupt "
                                    f"or truncated: get the dataset again. {spec.how_to_get}") from exc
-            atomic_save_npy(path, images)
-            del images
-        return ImageData(readonly_tensor(np.load(path, mmap_mode="r")), torch.tensor(labels, dtype=torch.int64),
-                         wnids)
+
+        return ImageData(readonly_tensor(cached_array(key, decode)), torch.tensor(labels, dtype=torch.int64), wnids)
