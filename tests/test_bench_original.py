@@ -190,16 +190,16 @@ def test_end_to_end_with_a_stand_in_original(fake_original, tmp_path):
 
 def test_tiny_imagenet_subset_is_the_tree_both_sides_read(tmp_path, monkeypatch):
     from tests.fakes import make_fake_tiny_imagenet
-    from training.bench.original import BENCH_DATA, _count_images, write_tiny_imagenet_subset
+    from training.bench.original import BENCH_DATA, write_tiny_imagenet_subset
     from training.data import load_split
 
     monkeypatch.setenv("RR_CACHE_DIR", str(tmp_path / "cache"))
     make_fake_tiny_imagenet(tmp_path / "src", "official", per_class=3)
-    described = write_tiny_imagenet_subset(tmp_path / "data", per_class=2, data_root=tmp_path / "src")
-    assert described.startswith("tinyimagenet: 6 real training JPEGs")
+    described, n = write_tiny_imagenet_subset(tmp_path / "data", per_class=2, data_root=tmp_path / "src")
+    assert described.startswith("tinyimagenet: 6 real training JPEGs") and n == 6
     train = tmp_path / "data" / "tiny-imagenet-200" / "train"
     assert sorted(p.name for p in train.iterdir()) == ["n01", "n02", "n03"]  # ImageFolder: what the original reads
-    assert _count_images(tmp_path / "data") == 6
+    assert sum(1 for f in train.rglob("*") if f.is_file()) == 6
     ours = load_split("tinyimagenet", "train", root=tmp_path / "data")  # what ours reads
     assert ours.images.shape == (6, 3, 64, 64) and ours.classes == ["n03", "n01", "n02"]
     data = BENCH_DATA["tinyimagenet"]

@@ -97,10 +97,11 @@ def write_cifar10_pickles(images: torch.Tensor | np.ndarray, labels, classes: li
     return folder
 
 
-def write_tiny_imagenet_subset(root: str | Path, per_class: int = 20, data_root: str | Path | None = None) -> str:
+def write_tiny_imagenet_subset(root: str | Path, per_class: int = 20,
+                               data_root: str | Path | None = None) -> tuple[str, int]:
     """Copy ``per_class`` real training JPEGs of every tiny-ImageNet class (the first, by file name) into
     ``root/tiny-imagenet-200/train/<wnid>/`` with ``wnids.txt``: the tree the original reads (``--dataset tiny``)
-    and ours reads (``--dataset tinyimagenet``). Returns a description of what was written.
+    and ours reads (``--dataset tinyimagenet``). Returns a description of what was written and the image count.
 
     Raises:
         DatasetNotFoundError: tiny-ImageNet is not where the data setting points (the message says how to get it).
@@ -129,7 +130,8 @@ def write_tiny_imagenet_subset(root: str | Path, per_class: int = 20, data_root:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, dest)
     (base / "wnids.txt").write_text("".join(w + "\n" for w in wnids))
-    return f"tinyimagenet: {sum(taken.values())} real training JPEGs ({per_class} per class, the first by file name)"
+    n = sum(taken.values())
+    return f"tinyimagenet: {n} real training JPEGs ({per_class} per class, the first by file name)", n
 
 
 @dataclass(frozen=True)
@@ -140,15 +142,15 @@ class BenchData:
     original: str        # the original's --dataset
     size: int            # image side, pixels
     entry: str           # our manifest entry whose recipe a run starts from ({arch} filled in; --architecture wins)
-    write: Callable[[Path], str]  # writes the files under a data folder, returns what it wrote
+    write: Callable[[Path], tuple[str, int]]  # writes the files under a data folder: (what it wrote, images)
 
 
-def _write_cifar10_4k(root: Path) -> str:
+def _write_cifar10_4k(root: Path) -> tuple[str, int]:
     from training.data import load_split
 
     data = load_split("cifar10_4k", "train")
     write_cifar10_pickles(data.images, data.labels, data.classes, root)
-    return "cifar10_4k (shared pack)"
+    return "cifar10_4k (shared pack)", int(data.images.shape[0])
 
 
 BENCH_DATA: dict[str, BenchData] = {
@@ -373,14 +375,6 @@ class Harness:
 
 
 # ----------------------------------------------------------------------------- the benchmark
-def _count_images(data: Path) -> int:
-    """Images the benchmark wrote: CIFAR-10 pickle rows, or image files of the tiny-ImageNet tree."""
-    pickles = sorted((data / CIFAR_FOLDER).glob("data_batch_*"))
-    if pickles:
-        return sum(len(pickle.loads(p.read_bytes())["labels"]) for p in pickles)
-    return sum(1 for f in (data / "tiny-imagenet-200" / "train").rglob("*") if f.is_file())
-
-
 def _git_commit(repo: Path) -> str | None:
     try:
         return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -501,13 +495,12 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         if images is None:
-            source = BENCH_DATA[dataset].write(work / "data")
+            source, n_images = BENCH_DATA[dataset].write(work / "data")
         else:
-            source = "caller-supplied images"
+            source, n_images = "caller-supplied images", int(len(images))
             labels = np.zeros(len(images), dtype=np.int64) if labels is None else labels
             write_cifar10_pickles(images, labels, classes or [str(i) for i in range(10)], work / "data")
         h = Harness(repo, work, threads, workers, python, BENCH_DATA[dataset])
-        n_images = int(len(images)) if images is not None else _count_images(work / "data")
         torch.set_num_threads(threads)
         peaks = [measure_peaks(matmul_n)]
         _, baseline_rss, _ = _run([python, "-c", "import torch, torchvision"], work, _env(threads), work / "import.log")
