@@ -345,8 +345,8 @@ def _supervised_parser(p: argparse.ArgumentParser) -> None:
     from training.evaluate.protocols import FINETUNE_EPOCHS, EvalSpec
 
     p.add_argument("--entry", required=True, help="zoo entry giving architecture and preprocessing")
-    add_flags(p, EvalSpec, only=("dataset", "max_train", "data_root", "device"), defaults={"dataset": None},
-              default_help={"dataset": "the entry's"})
+    add_flags(p, EvalSpec, only=("dataset", "max_train", "data_root", "precision", "device"),
+              defaults={"dataset": None}, default_help={"dataset": "the entry's"})
     p.add_argument("--epochs", type=int, default=FINETUNE_EPOCHS, help="training epochs (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and augmentation")
     p.add_argument("--out", required=True, help="run folder for checkpoint.pt")
@@ -357,7 +357,7 @@ def _run_supervised(args: argparse.Namespace) -> int:
     from training.evaluate.supervised import train_supervised
 
     summary = train_supervised(args.entry, args.dataset, args.epochs, args.out, args.seed, args.data_root,
-                               args.max_train, args.device)
+                               args.max_train, args.device, precision=args.precision)
     print(json.dumps(summary, indent=2))
     print(f"evaluate it: python -m training evaluate linear --weights {summary['checkpoint']}")
     return 0

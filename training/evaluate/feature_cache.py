@@ -1,4 +1,5 @@
-"""Features of a frozen backbone, computed once per (weights, dataset, split, subset, preprocessing).
+"""Features of a frozen backbone, computed once per (weights, dataset, split, subset, preprocessing,
+side fed, precision).
 
 They are cached under ``<cache root>/features`` (``$RR_CACHE_DIR``, default ``~/.cache/rr_zoo``;
 ``EvalSpec.cache_dir`` overrides it), so the linear, kNN, retrieval and embedding protocols and
@@ -16,7 +17,7 @@ import torch
 from training.data import from_files, load_split, subset_indices
 from training.data.cache import cache_root
 from training.evaluate.features import extract_features
-from training.evaluate.protocols import EvalSpec
+from training.evaluate.protocols import EvalSpec, evaluation_side
 from training.evaluate.source import FeatureSource
 from training.pretrain.checkpoint import atomic_save
 from training.pretrain.recipes import RecipeError, require
@@ -30,8 +31,13 @@ def cached_features(source: FeatureSource, spec: EvalSpec, split: str) -> tuple[
     data = load_split(spec.dataset, split, root=spec.data_root, request=source.data_request())
     cap = spec.max_train if split == spec.train_split else spec.max_test
     sl = subset_indices(data.images.shape[0], cap)
-    key = json.dumps([source.digest, spec.dataset, split, len(sl), "subset-v2", source.mean, source.std,
-                      tuple(data.images.shape[1:])])
+    side = evaluation_side(source, spec)
+    fed = (data.images.shape[1], side, side)
+    key = [source.digest, spec.dataset, split, len(sl), "subset-v2", source.mean, source.std,
+           tuple(data.images.shape[1:])]
+    if fed != tuple(data.images.shape[1:]) or spec.precision != "fp32":  # as before for unresized fp32 features
+        key += [fed, spec.precision]
+    key = json.dumps(key)
     root = Path(spec.cache_dir) if spec.cache_dir else cache_root()
     path = root / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.pt"
     if path.is_file():
@@ -41,7 +47,8 @@ def cached_features(source: FeatureSource, spec: EvalSpec, split: str) -> tuple[
     require(images.shape[1] == source.entry.in_chans,
             f"{spec.dataset} has {images.shape[1]}-channel images but {source.entry.name} expects "
             f"{source.entry.in_chans}; pick a dataset the entry was made for with --dataset")
-    feats = extract_features(source.model, images, source.mean, source.std, device=spec.device)
+    feats = extract_features(source.model, images, source.mean, source.std, device=spec.device,
+                             precision=spec.precision, image_size=side)
     labels = data.labels[sl].clone()
     atomic_save({"features": feats, "labels": labels, "key": key}, path)
     return feats, labels

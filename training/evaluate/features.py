@@ -7,13 +7,37 @@ import torch.nn.functional as F
 from torch import nn
 
 from rr_zoo.neighbours import knn_votes
+from training.method.step import autocast_context
 from training.pretrain.augment import normalize
+
+
+def resize_images(images: torch.Tensor, side: int | None) -> torch.Tensor:
+    """uint8 (N, C, H, W) images resized to ``side`` x ``side`` (bilinear, antialiased), as uint8.
+
+    ``side`` None or equal to the images' side returns them unchanged.
+    """
+    if side is None or tuple(images.shape[-2:]) == (side, side):
+        return images
+    x = F.interpolate(images.float(), size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _channels_last(model: nn.Module) -> bool:
+    """Whether the model's 4-D weights are in channels-last layout."""
+    for p in model.parameters():
+        if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1:
+            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return False
 
 
 @torch.no_grad()
 def extract_features(model: nn.Module, images: torch.Tensor, mean, std, batch_size: int = 512,
-                     device: str | torch.device = "cpu") -> torch.Tensor:
+                     device: str | torch.device = "cpu", precision: str = "fp32",
+                     image_size: int | None = None) -> torch.Tensor:
     """Pooled features of uint8 images, in eval mode, no augmentation.
+
+    fp32 is the reference path (default memory layout, the features every published fp32 metric was
+    computed from); bf16 runs autocast in channels-last layout, the fast path of oneDNN and cuDNN.
 
     Args:
         model: Backbone returning (N, d) features.
@@ -22,17 +46,30 @@ def extract_features(model: nn.Module, images: torch.Tensor, mean, std, batch_si
         std: Per-channel normalisation std.
         batch_size: Images per forward pass.
         device: Where to run the model.
+        precision: ``fp32``, or ``bf16`` (3x faster on a CPU with AVX-512 BF16; features differ from
+            fp32 by ~1e-2).
+        image_size: Side the images are resized to first (bilinear, antialiased); None keeps their size.
 
     Returns:
         float32 (N, d) features on the CPU.
     """
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
     was_training = model.training
+    layout = torch.channels_last if _channels_last(model) else torch.contiguous_format
+    fed = torch.channels_last if precision == "bf16" else torch.contiguous_format
     model.eval()
     out = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = images[start:start + batch_size].to(device)
-        out.append(model(normalize(batch, mean, std)).float().cpu())
-    model.train(was_training)
+    try:
+        model.to(memory_format=fed)
+        for start in range(0, images.shape[0], batch_size):
+            batch = resize_images(images[start:start + batch_size], image_size).to(device)
+            x = normalize(batch, mean, std).contiguous(memory_format=fed)
+            with autocast_context(str(device), precision):
+                out.append(model(x).float().cpu())
+    finally:
+        model.to(memory_format=layout)  # as it came: a training run's backbone stays channels-last
+        model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
 

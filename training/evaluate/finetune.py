@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from training.data import get_dataset_spec, load_split, subset_indices
-from training.evaluate.protocols import FINETUNE_EPOCHS, EvalSpec, protocol
+from training.evaluate.features import resize_images
+from training.evaluate.protocols import FINETUNE_EPOCHS, EvalSpec, evaluation_side, protocol
 from training.evaluate.source import FeatureSource
+from training.method.step import autocast_context
 from training.pretrain.augment import normalize
 
 ROTATION_DEG, SCALE, TRANSLATE, SHEAR_DEG = 18.0, (0.9, 1.1), 0.1, 10.0
@@ -97,24 +99,35 @@ def finetune_model(backbone: FeatureSource, spec: EvalSpec, train_idx: torch.Ten
     shuffle = torch.Generator().manual_seed(spec.seed)
     epochs = epochs or spec.epochs or FINETUNE_EPOCHS
     cutout = ds.cutout_area
+    side = evaluation_side(backbone, spec)
+    layout = torch.channels_last if spec.precision == "bf16" else torch.contiguous_format  # fp32: reference path
+    model.to(memory_format=layout)
+
+    def batch_of(images: torch.Tensor) -> torch.Tensor:
+        x = normalize(resize_images(images, side).to(spec.device), backbone.mean, backbone.std)
+        return x.contiguous(memory_format=layout)
+
     for _ in range(epochs):
         perm = idx[torch.randperm(len(idx), generator=shuffle)]
         for start in range(0, len(perm), spec.batch_size):
             b = perm[start:start + spec.batch_size]
             if len(b) < 2:  # BatchNorm needs two samples
                 continue
-            x = normalize(train.images[b].to(spec.device), backbone.mean, backbone.std)
-            loss = F.cross_entropy(model(affine_cutout(x, gen, cutout)), labels[b].to(spec.device))
+            x = affine_cutout(batch_of(train.images[b]), gen, cutout).contiguous(memory_format=layout)
+            with autocast_context(spec.device, spec.precision):
+                loss = F.cross_entropy(model(x).float(), labels[b].to(spec.device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
     model.eval()
+    model.to(memory_format=torch.contiguous_format)  # the returned model in the default layout
     correct = 0
     with torch.no_grad():
         for start in range(0, len(test_idx), 512):
             chunk = test_idx[start:start + 512]
-            x = normalize(test.images[chunk].to(spec.device), backbone.mean, backbone.std)
-            correct += (model(x).argmax(1).cpu() == test.labels[chunk]).sum().item()
+            with autocast_context(spec.device, spec.precision):
+                logits = model(batch_of(test.images[chunk]))
+            correct += (logits.argmax(1).cpu() == test.labels[chunk]).sum().item()
     return {"value": 100.0 * correct / len(test_idx), "epochs": epochs, "n_train": len(idx), "n_test": len(test_idx),
             "model": model}
 

@@ -47,6 +47,8 @@ class EvaluationResult:
         """The results JSON written to :attr:`path`."""
         summary = {"protocol": self.protocol, "entry": self.entry, "source": self.source, "dataset": self.dataset,
                    "seeds": self.seeds, "runs": self.runs, "value": self.value, "std": self.std}
+        if self.runs and self.runs[0].get("input"):
+            summary["input"] = self.runs[0]["input"]  # how the images were resized, in what precision
         if self.split is not None:
             summary["split"] = self.split
         if self.metric is not None:
@@ -115,6 +117,9 @@ def evaluate(protocol: str, entry: str | None = None, weights: str | None = None
                   "std": None if std is None else round(std, 2), "seeds": seeds, "command": command, "unit": "%"}
         if results[0].get("metric_name"):
             metric["note"] = results[0]["metric_name"]
+        resize = (results[0].get("input") or {}).get("resize", "none")
+        if resize != "none":
+            metric["note"] = f"{metric.get('note', protocol)}; images {resize}"
         if source.baseline:
             metric["baseline"] = source.baseline
     suffix = f"_{source.baseline}" if source.baseline else ""  # bounds never overwrite the entry's result
@@ -146,6 +151,8 @@ def supervised_command(entry: str, checkpoint: str, data_root: str | None) -> st
     r = load_checkpoint(checkpoint).recipe
     argv = ["supervised", "--entry", entry, "--dataset", r["dataset"], "--epochs", str(r["epochs"]),
             "--seed", str(r["seed"]), "--out", str(Path(checkpoint).parent)]
+    if r.get("precision", "fp32") != "fp32":
+        argv += ["--precision", r["precision"]]
     if data_root is not None:
         argv += ["--data-root", data_root]
     return "python -m training " + shlex.join(argv)

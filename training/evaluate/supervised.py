@@ -17,7 +17,7 @@ from training.run_folders import CHECKPOINT
 
 def train_supervised(entry: str, dataset: str | None, epochs: int, out: str | Path, seed: int = 0,
                      data_root: str | None = None, max_train: int | None = None, device: str = "cpu",
-                     lr: float = 1e-3, batch_size: int = 128) -> dict[str, Any]:
+                     lr: float = 1e-3, batch_size: int = 128, precision: str = "fp32") -> dict[str, Any]:
     """Train backbone + linear head from random init with cross-entropy (affine + cutout augmentation).
 
     Args:
@@ -31,6 +31,7 @@ def train_supervised(entry: str, dataset: str | None, epochs: int, out: str | Pa
         device: Training device.
         lr: Adam learning rate (backbone and head).
         batch_size: Images per step.
+        precision: ``fp32``, or ``bf16`` autocast in channels-last layout.
 
     Returns:
         Summary with the test accuracy of the trained classifier and the checkpoint path.
@@ -38,7 +39,7 @@ def train_supervised(entry: str, dataset: str | None, epochs: int, out: str | Pa
     backbone = load_backbone(entry, "random", seed=seed)
     dataset = dataset or backbone.entry.dataset
     spec = EvalSpec(dataset=dataset, out=str(out), data_root=data_root, seed=seed, epochs=epochs, lr=lr,
-                    head_lr=lr, batch_size=batch_size, max_train=max_train, device=device)
+                    head_lr=lr, batch_size=batch_size, max_train=max_train, device=device, precision=precision)
     t0 = time.perf_counter()
     result = finetune_model(backbone, spec)
     model = result.pop("model").cpu()
@@ -48,7 +49,7 @@ def train_supervised(entry: str, dataset: str | None, epochs: int, out: str | Pa
         entry=backbone.entry.name, architecture=backbone.entry.architecture, dataset=dataset,
         in_chans=get_dataset_spec(dataset).channels,
         recipe={"loss": "supervised", "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
-                "dataset": dataset, "augmentation": "affine+cutout"},
+                "dataset": dataset, "augmentation": "affine+cutout", "precision": precision},
         backbone=state, relation={}, epoch=epochs,
     ).save(path)
     return {"test_accuracy": result["value"], "n_train": result["n_train"], "checkpoint": str(path),
