@@ -32,6 +32,23 @@ def test_curves_from_a_run_folder_and_an_export_folder(tmp_path, shared_data, ca
     assert "resnet8 (K=8, bf16)" in capsys.readouterr().out
 
 
+def _fake_export(folder, dataset, steps_acc):
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"rr_zoo": {"entry": "x", "provenance": {
+        "precision": "bf16", "recipe": {"architecture": "resnet32", "dataset": dataset, "k": 4, "batch_size": 64}}}}))
+    (folder / "log.jsonl").write_text("".join(json.dumps({"kind": "epoch", "global_step": s, "knn_acc": a}) + "\n"
+                                              for s, a in steps_acc))
+
+
+def test_curves_of_two_datasets_name_the_dataset(tmp_path):
+    _fake_export(tmp_path / "a", "cifar10_jpeg", [(781, 40.0), (1562, 45.0)])
+    _fake_export(tmp_path / "b", "tinyimagenet", [(1562, 5.0)])
+    out = tmp_path / "both.png"
+    assert training_main(["curves", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
+    labels = [c["label"] for c in json.loads(out.with_suffix(".json").read_text())["curves"]]
+    assert labels == ["resnet32 (K=4, bf16), cifar10_jpeg", "resnet32 (K=4, bf16), tinyimagenet"]
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda d: None, "no log.jsonl"),
     (lambda d: (d / "log.jsonl").write_text("{}\n"), "neither config.json"),

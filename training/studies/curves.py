@@ -13,7 +13,7 @@ Writes the figure and a JSON of the plotted points beside it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +67,21 @@ def read_curve(folder: str | Path, label: str | None = None) -> Curve:
 
 
 def plot_knn_curves(curves: list[Curve], out_png: str | Path) -> dict[str, Any]:
-    """Draw every curve on one axis (views seen, log scale); write the PNG and its points as JSON beside it."""
+    """Draw every curve on one axis (views seen, log scale); write the PNG and its points as JSON beside it.
+
+    Curves of more than one dataset carry the dataset in their labels.
+    """
     from matplotlib.figure import Figure  # no pyplot: no backend to choose, nothing left open
 
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
+    datasets = sorted({c.recipe.get("dataset", "?") for c in curves})
+    if len(datasets) > 1:
+        curves = [replace(c, label=f"{c.label}, {c.recipe.get('dataset', '?')}") for c in curves]
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.subplots()
     for curve in curves:
         ax.plot([v / 1e6 for v in curve.views], curve.knn_acc, marker="o", markersize=3, label=curve.label)
-    datasets = sorted({c.recipe.get("dataset", "?") for c in curves})
     ax.set_xscale("log")
     ax.set_xlabel("augmented views seen (millions, log scale)")
     ax.set_ylabel("online kNN top-1 (%)")
