@@ -336,3 +336,28 @@ def test_export_is_byte_reproducible(run_dir, tmp_path):
                               str(tmp_path / name)]) == 0
     for f in ("model.safetensors", "relation_head.safetensors"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+
+
+def test_export_of_an_epoch_end_checkpoint_of_a_longer_run(run_dir, tmp_path):
+    """A checkpoint kept at the end of epoch 2 of a run aiming at 5 epochs is what `--epochs 2` gives."""
+    from training.__main__ import build_parser
+    from training.cli import recipe_from_args
+
+    run = tmp_path / "run"
+    run.mkdir()
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    ckpt["recipe"] = {**ckpt["recipe"], "epochs": 5}  # as a run started with --epochs 5 saves it after epoch 2
+    torch.save(ckpt, run / "checkpoint-epoch2.pt")
+    rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    later = {**rows[-1], "epoch": 3, "global_step": rows[-1]["global_step"] + 4}
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*rows, later]))
+    out = tmp_path / "export"
+    assert training_main(["export", "--checkpoint", str(run / "checkpoint-epoch2.pt"), "--out", str(out)]) == 0
+    section = json.loads((out / "config.json").read_text())["rr_zoo"]
+    prov = section["provenance"]
+    assert prov["epochs_trained"] == 2 and prov["recipe"]["epochs"] == 2 and section["recipe"]["epochs"] == 2
+    assert "--epochs 2" in prov["command"]
+    args = build_parser().parse_args(prov["command"].split()[3:])
+    assert recipe_from_args(args).to_dict() == {**ckpt["recipe"], "epochs": 2}
+    exported = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert exported == rows and (out / "curves.png").stat().st_size > 5000  # the later epoch's row left out

@@ -152,7 +152,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
     run_dir = Path(checkpoint).parent
     names = _known_paths(ckpt, Path(checkpoint))
     provenance = portable({**run_provenance(ckpt, run_dir), **_views_record(ckpt), **(provenance or {})}, names)
-    recipe, metrics = portable(ckpt.recipe, names), portable(metrics or [], names)
+    recipe = {**ckpt.recipe, "epochs": (provenance.get("recipe") or ckpt.recipe).get("epochs")}  # see run_provenance
+    recipe, metrics = portable(recipe, names), portable(metrics or [], names)
     figures = [Path(f) for f in figures or []]
     if sample_figures:
         drawn = tempfile.TemporaryDirectory()  # deleted when this function returns
@@ -163,9 +164,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
         if f.suffix != ".png" or not f.is_file():
             raise FileNotFoundError(f"figure {f} is not a PNG file; pass the PNGs written by `evaluate`")
     extra_files = {f.name: f.read_bytes() for f in figures}
-    for name in (LOG, CURVES_PNG):
-        if (run_dir / name).is_file():
-            extra_files[name] = (run_dir / name).read_bytes()
+    extra_files.update(_run_logs(run_dir, ckpt.global_step))
     backbone = {k: v.contiguous() for k, v in ckpt.backbone.items()}
     relation = {k: v.contiguous() for k, v in ckpt.relation.items()}
     published = entry.published and _safetensors_sha256(backbone) == entry.file("backbone").sha256
@@ -177,6 +176,29 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
                                preprocessing=ckpt.preprocessing,
                                tag=entry.tag if published else weights_tag(recipe["dataset"]),
                                card=lambda config: str(model_card(entry, config, extra_files, repo_id)))
+
+
+def _run_logs(run_dir: Path, global_step: int) -> dict[str, bytes]:
+    """log.jsonl and curves.png of the run up to ``global_step``: a checkpoint kept from an earlier epoch of a
+    run that went on gets the log rows of its own epochs, and its curves drawn from them."""
+    log = run_dir / LOG
+    if not log.is_file():
+        return {}
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("global_step", 0) <= global_step]
+    if kept == lines:
+        files = {LOG: log.read_bytes()}
+        if (run_dir / CURVES_PNG).is_file():
+            files[CURVES_PNG] = (run_dir / CURVES_PNG).read_bytes()
+        return files
+    from training.pretrain.loop import plot_training_curves
+
+    files = {LOG: "".join(line + "\n" for line in kept).encode()}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / LOG).write_bytes(files[LOG])
+        if plot_training_curves(Path(tmp) / LOG, Path(tmp) / CURVES_PNG) is not None:
+            files[CURVES_PNG] = (Path(tmp) / CURVES_PNG).read_bytes()
+    return files
 
 
 def _safetensors_sha256(state: dict[str, Any]) -> str:

@@ -95,21 +95,27 @@ def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
         overrides: Fields to set explicitly.
 
     Returns:
-        Dict with command, code_commit, versions, hardware, wall_time_s, date, recipe, epochs_trained; for a
+        Dict with command, code_commit, versions, hardware, wall_time_s, date, recipe, epochs_trained (a
+        checkpoint from an epoch end of a longer run records ``--epochs`` as the epochs done); for a
         run started with ``--init`` also ``init`` (what it started from, its sha256, its epochs and its own
         provenance, nested) and ``epochs_added``, with ``epochs_trained`` counting the source's epochs too.
     """
     env = ckpt.environment
     options = ckpt.options or {}
+    recipe = dict(ckpt.recipe)
+    if ckpt.step_in_epoch == 0 and 0 < ckpt.epoch < recipe.get("epochs", 0):
+        # taken at an epoch end of a longer run (its --epochs is where the run will stop): these weights
+        # are what the same run with --epochs <epochs done> gives
+        recipe["epochs"] = ckpt.epoch
     record = {
-        "command": pretrain_command(ckpt.recipe, options),
+        "command": pretrain_command(recipe, options),
         "code_commit": env.get("code_commit", "unknown"),
         "versions": env.get("versions") or library_versions(),
         "hardware": env.get("hardware") or hardware(options.get("device", "cpu"), options.get("num_threads")),
         "wall_time_s": (round(ckpt.train_seconds, 1) if ckpt.train_seconds
                         else wall_time_s(run_dir / LOG)),
         "date": env.get("date") or datetime.date.today().isoformat(),
-        "recipe": {k: v for k, v in ckpt.recipe.items() if k not in ("entry",)},
+        "recipe": {k: v for k, v in recipe.items() if k not in ("entry",)},
         "epochs_trained": ckpt.epoch,
         # the precision the run trained in (``auto`` is resolved before it is recorded; runs from
         # before ``auto`` existed record their explicit value, default fp32)
