@@ -62,6 +62,20 @@ def test_dry_run_process_prints_its_whole_estimate_and_exits_0(tmp_path):
     printed = json.loads(proc.stdout)
     assert printed["recipe"]["k"] == 4 and printed["estimate"]["view_shape"] == [3, 32, 32]
     assert printed["estimate"]["cpu_seconds_per_step"] > 0
+    busy = printed["estimate"]["other_runnable_tasks"]
+    assert busy is None or busy >= 0
+    assert ("warning:" in proc.stderr) == (printed["estimate"]["warning"] is not None)  # a busy machine is named
+
+
+def test_other_runnable_tasks_reads_proc_loadavg(tmp_path):
+    from training.runtime.machine import other_runnable_tasks
+
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("2.10 1.50 1.20 3/120 4242\n")
+    assert other_runnable_tasks(samples=2, interval_s=0, loadavg=loadavg) == 2.0  # the reader itself left out
+    loadavg.write_text("0.00 0.00 0.00 1/80 4242\n")
+    assert other_runnable_tasks(samples=1, loadavg=loadavg) == 0.0
+    assert other_runnable_tasks(loadavg=tmp_path / "missing") is None
 
 
 def test_dry_run_removes_its_gradient_dropping_hooks():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -76,8 +77,11 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     if args.dry_run:
         from training.bench.estimate import estimate_wall_time
 
+        estimate = estimate_wall_time(recipe, opts)
         print(json.dumps({"recipe": recipe.to_dict(), "pairs_per_step": recipe.pairs_per_step,
-                          "estimate": estimate_wall_time(recipe, opts)}, indent=2))
+                          "estimate": estimate}, indent=2))
+        if estimate["warning"]:
+            print(f"warning: {estimate['warning']}", file=sys.stderr, flush=True)
         global SKIP_TEARDOWN
         SKIP_TEARDOWN = True
         return 0

@@ -175,12 +175,13 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     from training.method.step import RelationalModel, autocast_context, build_model, build_optimizer, relation_loss
     from training.pretrain.augment import make_views
     from training.pretrain.inputs import augment_config
-    from training.runtime.machine import peak_rss_mib
+    from training.runtime.machine import other_runnable_tasks, peak_rss_mib
     from training.runtime.precision import native_bf16, resolve_precision
 
     if opts.num_threads:
         torch.set_num_threads(opts.num_threads)
     t_start = time.perf_counter()
+    busy = other_runnable_tasks()
     m, k = recipe.batch_size, recipe.k
     size, chans, n_images = dataset_shape_of(recipe)
     if n_images < m:  # what the run itself would refuse
@@ -253,6 +254,12 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
 
     per_step = t_optimizer + (t_augment + t_backbone) * m * k + t_head * m
     total_flops = flops.at(m, k)
+    busy = max(busy, other_runnable_tasks() or 0.0) if busy is not None else None
+    warning = None
+    if busy is not None and busy >= 0.5:
+        warning = (f"{busy:.1f} other task(s) were runnable on {os.cpu_count()} CPUs while the pieces were timed: "
+                   "they ran slow (multi-threaded kernels suffer most when CPUs are shared); time again on an "
+                   "idle machine")
     return {
         "images": n_images,
         "images_source": (f"files listed in {recipe.dataset} (split {recipe.split}; no image decoded)"
@@ -291,6 +298,8 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
         ],
         "gpu_hours_estimate": float(f"{total_flops * steps / (GPU_ASSUMED_TFLOPS * 1e12) / 3600:.3g}"),
         "gpu_assumption": f"{GPU_ASSUMED_TFLOPS:.0f} TFLOP/s sustained on one H100-class GPU (assumed, not measured)",
+        "other_runnable_tasks": busy,
+        "warning": warning,
         "dry_run_seconds": round(time.perf_counter() - t_start, 2),
         "dry_run_peak_rss_mib": round(peak_rss_mib(), 1),
     }

@@ -49,6 +49,29 @@ def cpu_info() -> dict[str, Any]:
     return {"processor": cpu_model(), "flags": flags, "cores": os.cpu_count()}
 
 
+LOADAVG = Path("/proc/loadavg")
+
+
+def other_runnable_tasks(samples: int = 5, interval_s: float = 0.05, loadavg: Path = LOADAVG) -> float | None:
+    """Tasks runnable right now besides the caller (mean of a few reads of /proc/loadavg); None off Linux.
+
+    The 4th field of /proc/loadavg, ``running/total``, counts the reading thread itself, so one is taken off.
+    Above zero, other work competes for the CPUs and anything timed now runs slow.
+    """
+    import time
+
+    counts = []
+    for i in range(samples):
+        try:
+            field = loadavg.read_text().split()[3]
+        except (OSError, IndexError):
+            return None
+        counts.append(max(0, int(field.split("/")[0]) - 1))
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return sum(counts) / len(counts)
+
+
 def peak_rss_mib() -> float:
     """Peak resident set size of this process so far (CPU memory), in MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
