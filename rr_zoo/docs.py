@@ -1,6 +1,6 @@
 """Tables generated from the manifest (``python -m rr_zoo.docs --write``): in README.md the zoo's entries with
-their releases and each entry's default release with its measurements; in docs/results.md every release's
-measurements. Each number comes with the command that produces it."""
+their releases and each entry's default release with its measurements and transfer results; in docs/results.md
+every release's. Each number comes with the command that produces it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rr_zoo.manifest import load_manifest
 
 BEGIN, END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
 RESULTS_BEGIN, RESULTS_END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
+TRANSFER_BEGIN, TRANSFER_END = "<!-- transfer-table:begin -->", "<!-- transfer-table:end -->"
 
 
 def _find(metrics, task: str, dataset: str | None = None, baseline: str | None = None) -> dict | None:
@@ -92,6 +93,42 @@ def results_table(default_only: bool = False) -> str:
             + "\n".join(commands) + "\n\n</details>")
 
 
+def transfer_table(default_only: bool = False, manifest=None) -> str:
+    """Domain transfer (pretrained on one dataset, linear probe on another): every release's transfer metrics,
+    each next to the random-init bound on the same data and the paper's number, with the commands.
+
+    Args:
+        default_only: Only each entry's default release (README); else every release (docs/results.md).
+        manifest: The :class:`~rr_zoo.manifest.Manifest` to read (default: the package's).
+    """
+    rows = ["| release (timm name) | pretrained on | linear probe on | images | linear | random init (linear) "
+            "| paper, same backbone + data |",
+            "|---|---|---|---|---|---|---|"]
+    commands = []
+    for entry in sorted((manifest or load_manifest()).entries.values(), key=lambda e: e.name):
+        for release in _releases(entry):
+            if default_only and release.tag != entry.default_release:
+                continue
+            for m in release.metrics:
+                if m["task"] != "transfer" or m.get("baseline"):
+                    continue
+                bound = _find(release.metrics, "transfer", m["dataset"], "random_init")
+                paper = "; ".join(f"{p['value']}" for p in entry.paper_results if p["dataset"] == m["dataset"])
+                fed = m.get("input") or {}
+                images = fed.get("resize", "as stored") if fed.get("resize") != "none" else "as stored"
+                name = entry.release_name(release.tag)
+                rows.append(f"| `{name}` | {release.recipe['dataset']} | {m['dataset']} | {images} | {_fmt(m)} | "
+                            f"{_fmt(bound)} | {paper or 'not in the paper'} |")
+                parts = [f"transfer to {m['dataset']}: `{m['command']}`"]
+                if bound is not None:
+                    parts.append(f"random init: `{bound['command']}`")
+                commands.append(f"- `{name}`: " + "; ".join(parts))
+    if not commands:
+        return "No release has a transfer measurement yet."
+    return ("\n".join(rows) + "\n\n<details><summary>Commands that produce each number</summary>\n\n"
+            + "\n".join(commands) + "\n\n</details>")
+
+
 def _replace(text: str, begin: str, end: str, body: str) -> str:
     return re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S)
 
@@ -101,8 +138,10 @@ def update_readme(path: Path, results: Path | None = None) -> bool:
     ``results`` (every release; default: docs/results.md beside README). Returns True if anything changed."""
     results = results or path.parent / "docs" / "results.md"
     changed = False
-    for file, tables in ((path, ((BEGIN, END, zoo_table()), (RESULTS_BEGIN, RESULTS_END, results_table(True)))),
-                         (results, ((RESULTS_BEGIN, RESULTS_END, results_table()),))):
+    for file, tables in ((path, ((BEGIN, END, zoo_table()), (RESULTS_BEGIN, RESULTS_END, results_table(True)),
+                                 (TRANSFER_BEGIN, TRANSFER_END, transfer_table(True)))),
+                         (results, ((RESULTS_BEGIN, RESULTS_END, results_table()),
+                                    (TRANSFER_BEGIN, TRANSFER_END, transfer_table())))):
         text = file.read_text()
         new = text
         for begin, end, body in tables:
@@ -121,4 +160,4 @@ if __name__ == "__main__":
     if args.write:
         print("updated" if update_readme(Path(args.readme)) else "up to date")
     else:
-        print(zoo_table() + "\n\n" + results_table())
+        print(zoo_table() + "\n\n" + results_table() + "\n\n" + transfer_table())

@@ -73,9 +73,10 @@ def test_transfer_to_another_resolution_says_how_images_were_resized(tmp_path):
     metric = result["metric"]
     assert "images 64x64 -> 32x32, bilinear, antialiased" in metric["note"]
     assert "--precision bf16" in metric["command"] and "--image-size" not in metric["command"]
+    assert metric["input"] == result["input"]
     native = _transfer(tmp_path, "--image-size", "64")
     assert native["input"]["resize"] == "none" and native["input"]["side"] == 64
-    assert "--image-size 64" in native["metric"]["command"]
+    assert "--image-size 64" in native["metric"]["command"] and "input" not in native["metric"]  # fp32, not resized
     features = list((tmp_path / "rr_cache" / "features").glob("*.pt"))
     assert len(features) == 4  # train + val at 32 (bf16) and at 64 (fp32): separate cache entries
 
@@ -101,3 +102,32 @@ def test_supervised_bound_in_bf16_records_its_precision(tmp_path, shared_data):
     command = json.loads((ev / "knn_cifar10_jpeg_supervised.json").read_text())["metric"]["command"]
     supervised, evaluate = command.split(" && ")
     assert "--precision bf16" in supervised and "--precision bf16" in evaluate
+
+
+def test_published_transfer_rows_show_resize_bound_and_commands(tmp_path):
+    import shutil
+
+    import jsonschema
+
+    from rr_zoo.docs import transfer_table
+    from rr_zoo.manifest import MANIFEST_PATH, SCHEMA_PATH, read_manifest
+
+    make_fake_tiny_imagenet(tmp_path, "official", per_class=3)
+    bound = _transfer(tmp_path, "--precision", "bf16")
+    out = tmp_path / "rr"
+    assert training_main(["evaluate", "transfer", "--entry", "rr_conv4_cifar10", "--dataset", "tinyimagenet",
+                          "--data-root", str(tmp_path), "--epochs", "2", "--precision", "bf16",
+                          "--out", str(out)]) == 0
+    manifest = tmp_path / "manifest.json"
+    shutil.copy(MANIFEST_PATH, manifest)
+    tag = read_manifest(manifest).get("rr_conv4_cifar10").default_release
+    assert training_main(["publish", "--entry", "rr_conv4_cifar10", "--tag", tag, "--manifest", str(manifest),
+                          "--metrics", str(out / "transfer_tinyimagenet.json"),
+                          str(tmp_path / "eval" / "transfer_tinyimagenet_random_init.json")]) == 0
+    jsonschema.validate(json.loads(manifest.read_text()), json.loads(SCHEMA_PATH.read_text()))
+    rr = json.loads((out / "transfer_tinyimagenet.json").read_text())["metric"]
+    table = transfer_table(manifest=read_manifest(manifest))
+    row = next(line for line in table.splitlines() if line.startswith(f"| `conv4_rr.{tag}`"))
+    assert f"| cifar10_jpeg | tinyimagenet | 64x64 -> 32x32, bilinear, antialiased | {rr['value']:.2f} |" in row
+    assert row.endswith(f"| {bound['metric']['value']:.2f} | not in the paper |")
+    assert rr["command"] in table and bound["metric"]["command"] in table

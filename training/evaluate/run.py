@@ -117,9 +117,11 @@ def evaluate(protocol: str, entry: str | None = None, weights: str | None = None
                   "std": None if std is None else round(std, 2), "seeds": seeds, "command": command, "unit": "%"}
         if results[0].get("metric_name"):
             metric["note"] = results[0]["metric_name"]
-        resize = (results[0].get("input") or {}).get("resize", "none")
-        if resize != "none":
-            metric["note"] = f"{metric.get('note', protocol)}; images {resize}"
+        fed = results[0].get("input") or {}
+        if fed.get("resize", "none") != "none":
+            metric["note"] = f"{metric.get('note', protocol)}; images {fed['resize']}"
+        if fed.get("resize", "none") != "none" or fed.get("precision", "fp32") != "fp32":
+            metric["input"] = fed  # as fed: resized, or in bf16 (fp32 at the stored side says nothing)
         if source.baseline:
             metric["baseline"] = source.baseline
     suffix = f"_{source.baseline}" if source.baseline else ""  # bounds never overwrite the entry's result
