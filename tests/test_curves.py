@@ -49,6 +49,26 @@ def test_curves_of_two_datasets_name_the_dataset(tmp_path):
     assert labels == ["resnet32 (K=4, bf16), cifar10_jpeg", "resnet32 (K=4, bf16), tinyimagenet"]
 
 
+def test_curves_redrawn_from_an_earlier_figure_s_json(tmp_path, capsys):
+    _fake_export(tmp_path / "a", "cifar10_jpeg", [(781, 40.0), (1562, 45.0)])
+    first = tmp_path / "first.png"
+    assert training_main(["curves", str(tmp_path / "a"), "--out", str(first)]) == 0
+    _fake_export(tmp_path / "b", "tinyimagenet", [(1562, 5.0)])
+    both = tmp_path / "both.png"  # the first figure's folder is no longer needed: its JSON holds the points
+    assert training_main(["curves", str(first.with_suffix(".json")), str(tmp_path / "b"), "--out", str(both)]) == 0
+    again = json.loads(both.with_suffix(".json").read_text())["curves"]
+    before = json.loads(first.with_suffix(".json").read_text())["curves"][0]
+    assert (again[0]["views"], again[0]["knn_acc"]) == (before["views"], before["knn_acc"])
+    assert [c["label"] for c in again] == ["resnet32 (K=4, bf16), cifar10_jpeg", "resnet32 (K=4, bf16), tinyimagenet"]
+    redrawn = tmp_path / "redrawn.png"  # labels that already name the dataset are kept as they are
+    assert training_main(["curves", str(both.with_suffix(".json")), "--out", str(redrawn)]) == 0
+    assert [c["label"] for c in json.loads(redrawn.with_suffix(".json").read_text())["curves"]] == \
+        [c["label"] for c in again]
+    (tmp_path / "other.json").write_text('{"points": []}')
+    assert training_main(["curves", str(tmp_path / "other.json"), "--out", str(redrawn)]) == 2
+    assert "not the JSON" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda d: None, "no log.jsonl"),
     (lambda d: (d / "log.jsonl").write_text("{}\n"), "neither config.json"),

@@ -371,21 +371,24 @@ def _run_supervised(args: argparse.Namespace) -> int:
 @command("curves", "online kNN accuracy vs views seen, from the logs of runs or exports (one plot)")
 def _curves_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("folders", nargs="+", metavar="FOLDER",
-                   help="run folders (log.jsonl + checkpoint.pt) or export folders (log.jsonl + config.json)")
-    p.add_argument("--labels", nargs="+", default=None, help="legend labels, one per folder (default: from recipes)")
+                   help="run folders (log.jsonl + checkpoint.pt), export folders (log.jsonl + config.json), or the "
+                        ".json of points an earlier `curves` wrote beside its figure (its curves are drawn again)")
+    p.add_argument("--labels", nargs="+", default=None,
+                   help="legend labels, one per folder or single-curve JSON (default: from recipes)")
     p.add_argument("--out", default=run_folders.KNN_CURVES_PNG, help="figure; its points go to the .json beside it")
     p.set_defaults(fn=_run_curves)
 
 
 def _run_curves(args: argparse.Namespace) -> int:
     from training.pretrain.recipes import RecipeError
-    from training.studies.curves import plot_knn_curves, read_curve
+    from training.studies.curves import plot_knn_curves, read_curves
 
     if args.labels is not None and len(args.labels) != len(args.folders):
         raise RecipeError(f"--labels gives {len(args.labels)} labels for {len(args.folders)} folders; "
                           "give one per folder or none")
     labels = args.labels or [None] * len(args.folders)
-    summary = plot_knn_curves([read_curve(f, label) for f, label in zip(args.folders, labels)], args.out)
+    curves = [c for f, label in zip(args.folders, labels) for c in read_curves(f, label)]
+    summary = plot_knn_curves(curves, args.out)
     for curve in summary["curves"]:
         print(f"{curve['label']:32s} {curve['views'][-1] / 1e6:6.2f}M views: kNN {curve['knn_acc'][-1]:.2f} %")
     print(f"figure: {summary['figure']}\npoints: {summary['figure'].rsplit('.', 1)[0]}.json")

@@ -2,8 +2,9 @@
 
     python -m training curves runs/rr_conv4_cifar10-s0 exports/rr_resnet8_cifar10 --out docs/results/knn_vs_views.png
 
-Each argument is a run folder (``log.jsonl`` + ``checkpoint.pt``) or an export folder (``log.jsonl`` +
-``config.json``, whose provenance holds the recipe the weights were trained with). Views seen after a
+Each argument is a run folder (``log.jsonl`` + ``checkpoint.pt``), an export folder (``log.jsonl`` +
+``config.json``, whose provenance holds the recipe the weights were trained with), or the JSON of
+points written beside an earlier figure (its curves are drawn again). Views seen after a
 logged epoch = ``global_step`` × M × K of that run's recipe (images per step × views per image). The
 accuracy is the log's ``knn_acc``: the online weighted kNN of ``pretrain --knn-every`` (up to 10,000
 labelled train images as the bank, the test split as queries; see ``training.pretrain.loop.online_knn``).
@@ -66,6 +67,30 @@ def read_curve(folder: str | Path, label: str | None = None) -> Curve:
     return Curve(label, str(folder), recipe, [p[0] for p in points], [p[1] for p in points])
 
 
+def read_curves(source: str | Path, label: str | None = None) -> list[Curve]:
+    """The curves of a run or export folder (one), or of a JSON this module wrote beside an earlier figure (all).
+
+    A JSON source carries the plotted points themselves: a figure can be redrawn with more curves after
+    the folders it was first drawn from are gone.
+    """
+    source = Path(source)
+    if not (source.is_file() and source.suffix == ".json"):
+        return [read_curve(source, label)]
+    try:
+        rows = json.loads(source.read_text())["curves"]
+        curves = [Curve(r["label"], r["source"], {k: r.get(k) for k in ("architecture", "dataset", "k", "batch_size",
+                                                                          "precision")},
+                        [int(v) for v in r["views"]], [float(a) for a in r["knn_acc"]]) for r in rows]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise RecipeError(f"{source}: not the JSON `python -m training curves` writes beside its figure "
+                          f"({type(exc).__name__}: {exc})") from None
+    if label is not None:
+        if len(curves) != 1:
+            raise RecipeError(f"{source} holds {len(curves)} curves: a --labels entry can rename a single one")
+        curves = [replace(curves[0], label=label)]
+    return curves
+
+
 def plot_knn_curves(curves: list[Curve], out_png: str | Path) -> dict[str, Any]:
     """Draw every curve on one axis (views seen, log scale); write the PNG and its points as JSON beside it.
 
@@ -77,7 +102,8 @@ def plot_knn_curves(curves: list[Curve], out_png: str | Path) -> dict[str, Any]:
     out_png.parent.mkdir(parents=True, exist_ok=True)
     datasets = sorted({c.recipe.get("dataset", "?") for c in curves})
     if len(datasets) > 1:
-        curves = [replace(c, label=f"{c.label}, {c.recipe.get('dataset', '?')}") for c in curves]
+        curves = [c if c.label.endswith(f", {c.recipe.get('dataset', '?')}")
+                  else replace(c, label=f"{c.label}, {c.recipe.get('dataset', '?')}") for c in curves]
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.subplots()
     for curve in curves:
