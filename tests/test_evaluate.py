@@ -361,3 +361,7 @@ def test_export_of_an_epoch_end_checkpoint_of_a_longer_run(run_dir, tmp_path):
     assert recipe_from_args(args).to_dict() == {**ckpt["recipe"], "epochs": 2}
     exported = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert exported == rows and (out / "curves.png").stat().st_size > 5000  # the later epoch's row left out
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))  # a run that has not drawn its curves
+    again = tmp_path / "again"
+    assert training_main(["export", "--checkpoint", str(run / "checkpoint-epoch2.pt"), "--out", str(again)]) == 0
+    assert (again / "curves.png").stat().st_size > 5000

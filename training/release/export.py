@@ -180,17 +180,15 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
 
 def _run_logs(run_dir: Path, global_step: int) -> dict[str, bytes]:
     """log.jsonl and curves.png of the run up to ``global_step``: a checkpoint kept from an earlier epoch of a
-    run that went on gets the log rows of its own epochs, and its curves drawn from them."""
+    run that went on gets the log rows of its own epochs, and its curves drawn from them (drawn too when the
+    run has not drawn them yet: it draws them when it finishes)."""
     log = run_dir / LOG
     if not log.is_file():
         return {}
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     kept = [line for line in lines if json.loads(line).get("global_step", 0) <= global_step]
-    if kept == lines:
-        files = {LOG: log.read_bytes()}
-        if (run_dir / CURVES_PNG).is_file():
-            files[CURVES_PNG] = (run_dir / CURVES_PNG).read_bytes()
-        return files
+    if kept == lines and (run_dir / CURVES_PNG).is_file():
+        return {LOG: log.read_bytes(), CURVES_PNG: (run_dir / CURVES_PNG).read_bytes()}
     from training.pretrain.loop import plot_training_curves
 
     files = {LOG: "".join(line + "\n" for line in kept).encode()}
