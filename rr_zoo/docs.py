@@ -46,7 +46,8 @@ def zoo_table() -> str:
             "|---|---|---|---|---|---|"]
     for entry in _entries():
         r = entry.recipe
-        paper = "; ".join(f"{p['task']} {p['dataset']} {p['value']}" for p in entry.paper_results) or "–"
+        paper = "; ".join(f"{p['task']} {p['dataset']} {p['value']}" for p in entry.paper_results
+                          if not p.get("baseline")) or "–"
         releases = "<br>".join(f"`{entry.release_name(rel.tag)}`{'*' if rel.tag == entry.default_release else ''}"
                                for rel in _releases(entry)) or "unpublished"
         rows.append(f"| `{entry.name}` | `{entry.timm_name}` | {r['dataset']}, {r['k']}, {r['epochs']} | "
@@ -54,6 +55,7 @@ def zoo_table() -> str:
     return "\n".join(rows)
 
 
+BOUND_NAMES = {"random_init": "random init", "supervised": "supervised"}  # paper bounds, as the table names them
 RESULT_COLUMNS = (("linear", None), ("knn", None), ("retrieval", None), ("linear", "random_init"),
                   ("linear", "supervised"))
 
@@ -76,8 +78,8 @@ def results_table(default_only: bool = False) -> str:
             recipe = release.recipe
             found = [_find(release.metrics, task, recipe["dataset"], baseline) for task, baseline in RESULT_COLUMNS]
             wall = release.provenance.get("wall_time_s")
-            paper = "; ".join(f"{p['task']} {p['value']}" for p in entry.paper_results
-                              if p["dataset"] == entry.dataset)
+            paper = "; ".join(f"{BOUND_NAMES.get(p.get('baseline'), p['task'])} {p['value']}"
+                              for p in entry.paper_results if p["dataset"] == entry.dataset)
             default = " (default)" if release.tag == entry.default_release else ""
             rows.append(f"| `{name}`{default} | `{entry.name}` | {recipe['dataset']} | {recipe['k']} | "
                         f"{recipe['epochs']} | {release.provenance.get('precision', '–')} | "
@@ -113,7 +115,8 @@ def transfer_table(default_only: bool = False, manifest=None) -> str:
                 if m["task"] != "transfer" or m.get("baseline"):
                     continue
                 bound = _find(release.metrics, "transfer", m["dataset"], "random_init")
-                paper = "; ".join(f"{p['value']}" for p in entry.paper_results if p["dataset"] == m["dataset"])
+                paper = "; ".join(f"{p['value']}" for p in entry.paper_results
+                                  if p["dataset"] == m["dataset"] and not p.get("baseline"))
                 fed = m.get("input") or {}
                 images = fed.get("resize", "as stored") if fed.get("resize") != "none" else "as stored"
                 name = entry.release_name(release.tag)
