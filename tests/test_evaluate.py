@@ -365,3 +365,21 @@ def test_export_of_an_epoch_end_checkpoint_of_a_longer_run(run_dir, tmp_path):
     again = tmp_path / "again"
     assert training_main(["export", "--checkpoint", str(run / "checkpoint-epoch2.pt"), "--out", str(again)]) == 0
     assert (again / "curves.png").stat().st_size > 5000
+
+
+def test_keep_epochs_then_publish_an_earlier_epoch(tmp_path, shared_data):
+    run = tmp_path / "run"
+    assert training_main(["pretrain", "--entry", "rr_conv4_cifar10", "--dataset", "cifar10_4k", "--k", "3",
+                          "--batch-size", "16", "--epochs", "2", "--steps-per-epoch", "2", "--keep-epochs",
+                          "--no-progress", "--out", str(run)]) == 0
+    first = torch.load(run / "checkpoint-epoch1.pt", weights_only=True)
+    last = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert (first["epoch"], first["global_step"], last["epoch"]) == (1, 2, 2)
+    kept = torch.load(run / "checkpoint-epoch2.pt", weights_only=True)
+    assert all(torch.equal(kept["backbone"][k], v) for k, v in last["backbone"].items())  # the last epoch's copy
+    out = tmp_path / "export"
+    assert training_main(["export", "--checkpoint", str(run / "checkpoint-epoch1.pt"), "--out", str(out)]) == 0
+    prov = json.loads((out / "config.json").read_text())["rr_zoo"]["provenance"]
+    assert "--epochs 1 " in prov["command"] and "--steps-per-epoch 2" in prov["command"]
+    assert "--keep-epochs" not in prov["command"] and prov["views_seen"] == 2 * 16 * 3
+    assert len((out / "log.jsonl").read_text().splitlines()) == 1

@@ -25,6 +25,7 @@ def eval_dir(entry: str) -> str:
 
 # the files of a run folder
 CHECKPOINT = "checkpoint.pt"
+EPOCH_CHECKPOINT = "checkpoint-epoch{epoch}.pt"  # pretrain --keep-epochs: the checkpoint of each epoch end
 LOG = "log.jsonl"
 CURVES_PNG = "curves.png"
 SUMMARY = "summary.json"

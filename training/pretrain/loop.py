@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -28,7 +29,7 @@ from training.pretrain.checkpoint import TrainingCheckpoint, atomic_write_text, 
 from training.pretrain.inputs import augment_config, data_request
 from training.pretrain.recipes import Recipe, RecipeError, RunOptions, evaluation_split
 from training.release.provenance import environment
-from training.run_folders import CHECKPOINT, CURVES_PNG, LOG, SUMMARY
+from training.run_folders import CHECKPOINT, CURVES_PNG, EPOCH_CHECKPOINT, LOG, SUMMARY
 from training.runtime.allocator import keep_freed_memory
 from training.runtime.compile import resolve_compile
 from training.runtime.machine import peak_cuda_mib, peak_rss_mib
@@ -377,6 +378,9 @@ def _end_epoch(run: _Run) -> dict[str, Any]:
         last_log["knn_acc"] = online_knn(run.model.backbone, run.recipe, opts, run.device, request=run.request)
     run.epoch, run.step_in_epoch, run.acc = run.epoch + 1, 0, _new_accumulator()
     _save(run, "epoch")
+    if opts.keep_epochs and run.rank == 0:  # the epoch's own copy: checkpoint.pt moves on with the run
+        with open(run.ckpt_path, "rb") as src:
+            atomic_write(run.out / EPOCH_CHECKPOINT.format(epoch=run.epoch), lambda fh: shutil.copyfileobj(src, fh))
     if run.rank == 0:
         with open(run.out / LOG, "a") as fh:
             fh.write(json.dumps(last_log) + "\n")

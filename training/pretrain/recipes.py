@@ -220,6 +220,8 @@ class RunOptions:
     resume: bool = option(False, "continue from <out>/checkpoint.pt", record=False)
     ckpt_every_steps: int = option(200, "also checkpoint every N steps (0: only at epoch ends)", unit="steps",
                                    record=False)
+    keep_epochs: bool = option(False, "also keep each epoch's checkpoint as checkpoint-epoch<N>.pt (an earlier epoch "
+                               "of a run that goes on can be exported and published)", record=False)
     steps_per_epoch: int | None = option(None, "cap steps per epoch (quick runs; default: full epochs)", unit="steps")
     knn_every: int = option(0, "online kNN accuracy every N epochs (0: off)", unit="epochs")
     knn_split: str = option("test", "labelled split of the online kNN accuracy (test: val where the dataset has "
