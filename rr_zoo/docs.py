@@ -9,18 +9,21 @@ import re
 from pathlib import Path
 
 from rr_zoo.atomic import atomic_write
-from rr_zoo.manifest import load_manifest
+from rr_zoo.manifest import load_manifest, metric_input_key
 
 BEGIN, END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
 RESULTS_BEGIN, RESULTS_END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
 TRANSFER_BEGIN, TRANSFER_END = "<!-- transfer-table:begin -->", "<!-- transfer-table:end -->"
 
 
-def _find(metrics, task: str, dataset: str | None = None, baseline: str | None = None) -> dict | None:
-    for m in metrics:
-        if m["task"] == task and (dataset is None or m["dataset"] == dataset) and m.get("baseline") == baseline:
-            return m
-    return None
+def _find(metrics, task: str, dataset: str | None = None, baseline: str | None = None,
+          like: dict | None = None) -> dict | None:
+    """The first metric of ``task`` on ``dataset`` (a bound if ``baseline``); with ``like``, one whose images were
+    fed as ``like``'s were (side, precision) if there is one."""
+    found = [m for m in metrics
+             if m["task"] == task and (dataset is None or m["dataset"] == dataset) and m.get("baseline") == baseline]
+    same = [m for m in found if like is not None and metric_input_key(m) == metric_input_key(like)]
+    return (same or found or [None])[0]
 
 
 def _fmt(m: dict | None) -> str:
@@ -114,7 +117,7 @@ def transfer_table(default_only: bool = False, manifest=None) -> str:
             for m in release.metrics:
                 if m["task"] != "transfer" or m.get("baseline"):
                     continue
-                bound = _find(release.metrics, "transfer", m["dataset"], "random_init")
+                bound = _find(release.metrics, "transfer", m["dataset"], "random_init", like=m)
                 paper = "; ".join(f"{p['value']}" for p in entry.paper_results
                                   if p["dataset"] == m["dataset"] and not p.get("baseline"))
                 fed = m.get("input") or {}

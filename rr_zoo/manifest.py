@@ -421,14 +421,22 @@ def manifest_path() -> Path:
 
 
 # ----------------------------------------------------------------------------- writing (the only writer)
-def _metric_key(metric: dict[str, Any]) -> tuple[str, str, str | None]:
-    return metric["task"], metric["dataset"], metric.get("baseline")
+def metric_input_key(metric: dict[str, Any]) -> tuple[int | None, str]:
+    """How a metric's images were fed: (side when resized, else None; precision); (None, "fp32") without ``input``."""
+    fed = metric.get("input") or {}
+    return (fed.get("side") if fed.get("resize", "none") != "none" else None), fed.get("precision", "fp32")
+
+
+def _metric_key(metric: dict[str, Any]) -> tuple[Any, ...]:
+    return metric["task"], metric["dataset"], metric.get("baseline"), *metric_input_key(metric)
 
 
 def _metric_label(metric: dict[str, Any]) -> str:
     bound = f" ({metric['baseline']} bound)" if metric.get("baseline") else ""
     std = f" ± {metric['std']}" if metric.get("std") is not None else ""
-    return f"{metric['task']}{bound} on {metric['dataset']} = {metric['value']}{std}"
+    side, precision = metric_input_key(metric)
+    fed = f" ({precision}{f', at {side}x{side}' if side else ''})" if (side, precision) != (None, "fp32") else ""
+    return f"{metric['task']}{bound} on {metric['dataset']}{fed} = {metric['value']}{std}"
 
 
 def _same_metric(a: dict[str, Any], b: dict[str, Any]) -> bool:

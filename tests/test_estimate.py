@@ -62,8 +62,6 @@ def test_dry_run_process_prints_its_whole_estimate_and_exits_0(tmp_path):
     printed = json.loads(proc.stdout)
     assert printed["recipe"]["k"] == 4 and printed["estimate"]["view_shape"] == [3, 32, 32]
     assert printed["estimate"]["cpu_seconds_per_step"] > 0
-    busy = printed["estimate"]["other_runnable_tasks"]
-    assert busy is None or busy >= 0
     assert ("warning:" in proc.stderr) == (printed["estimate"]["warning"] is not None)  # a busy machine is named
 
 

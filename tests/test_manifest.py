@@ -296,3 +296,15 @@ def test_publish_finds_the_parent_release_of_an_init_run():
         digest = MANIFEST.get(name).file("backbone").sha256
         assert parent_release({"init": {"sha256": {"backbone": digest}}}) == name
     assert parent_release({"init": {"sha256": {"checkpoint": "0" * 64}}}) is None and parent_release({}) is None
+
+
+@pytest.mark.parametrize("name", RELEASES)
+def test_each_metric_says_how_its_images_were_fed(name):
+    """A bf16 or resized evaluation records it (``input``), as its command says; fp32 at the stored side does not."""
+    for m in MANIFEST.get(name).metrics:
+        fed = m.get("input")
+        bf16 = "--precision bf16" in m["command"]
+        assert (fed is not None and fed["precision"] == "bf16") == bf16, m["command"]
+        if fed is not None:
+            resized = fed["resize"] != "none"
+            assert resized == (fed["side"] != fed["dataset_side"]) and resized == ("; images " in m.get("note", ""))

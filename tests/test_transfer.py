@@ -38,8 +38,8 @@ def test_fp32_features_are_the_reference_path_and_bf16_agrees():
     torch.manual_seed(0)
     model = build_backbone("resnet8").eval()
     images = torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8)
-    with torch.no_grad():
-        reference = model(normalize(images, MEAN, STD))
+    with torch.no_grad():  # the same batches as the extraction below
+        reference = torch.cat([model(normalize(images[i:i + 10], MEAN, STD)) for i in range(0, 24, 10)])
     fp32 = extract_features(model, images, MEAN, STD, batch_size=10)
     assert torch.equal(fp32, reference)
     bf16 = extract_features(model, images, MEAN, STD, batch_size=10, precision="bf16")
@@ -82,8 +82,9 @@ def test_transfer_to_another_resolution_says_how_images_were_resized(tmp_path):
 
 
 def test_bad_evaluation_precision_or_side_is_one_line(tmp_path, capsys):
-    for flag, value, message in (("--precision", "fp16", "precision must be fp32 or bf16"),
-                                 ("--image-size", "4", "image_size")):
+    for flag, value, message in (("--precision", "fp16", "precision must be one of fp32, bf16"),
+                                 ("--image-size", "4", "conv4 takes images of at least 8x8"),
+                                 ("--image-size", "0", "image_size must be a positive")):
         code = training_main(["evaluate", "linear", "--entry", "rr_conv4_cifar10", "--weights", "random",
                               "--dataset", "cifar10_jpeg", flag, value, "--out", str(tmp_path)])
         assert code == 2

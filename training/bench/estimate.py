@@ -254,6 +254,7 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
 
     per_step = t_optimizer + (t_augment + t_backbone) * m * k + t_head * m
     total_flops = flops.at(m, k)
+    time.sleep(0.3)  # this process's own OpenMP workers stop spinning before /proc/loadavg is read again
     busy = max(busy, other_runnable_tasks() or 0.0) if busy is not None else None
     warning = None
     if busy is not None and busy >= 0.5:

@@ -7,11 +7,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from rr_zoo.neighbours import knn_votes
+from training.evaluate.protocols import EVAL_PRECISIONS
 from training.method.step import autocast_context
 from training.pretrain.augment import normalize
 
-BATCH_PIXELS = 128 * 32 * 32  # pixels per extraction batch: on a CPU, 512 images at 64×64 ran 1.4-2.5x slower
-# than 64 (python -m benchmarks.eval_precision --batch-sizes 32 128 512)
+BATCH_PIXELS = 128 * 32 * 32  # pixels per CPU extraction batch (32 images at 64x64): large batches leave the
+# CPU caches (benchmarks/README.md, python -m benchmarks.eval_precision --batch-sizes 512)
+
+
+def default_batch_size(side: int, device: str | torch.device = "cpu") -> int:
+    """Images per extraction batch: :data:`BATCH_PIXELS` worth on a CPU (at least 8), 512 on an accelerator."""
+    return max(8, BATCH_PIXELS // (side * side)) if torch.device(device).type == "cpu" else 512
 
 
 def resize_images(images: torch.Tensor, side: int | None) -> torch.Tensor:
@@ -47,20 +53,18 @@ def extract_features(model: nn.Module, images: torch.Tensor, mean, std, batch_si
         images: uint8 (N, C, H, W).
         mean: Per-channel normalisation mean ([0, 1] units).
         std: Per-channel normalisation std.
-        batch_size: Images per forward pass (default: :data:`BATCH_PIXELS` pixels' worth, 128 images at
-            32×32, 32 at 64×64: small batches keep the activations in the CPU caches).
+        batch_size: Images per forward pass (default: :func:`default_batch_size`).
         device: Where to run the model.
-        precision: ``fp32``, or ``bf16`` (3x faster on a CPU with AVX-512 BF16; features differ from
-            fp32 by ~1e-2).
+        precision: ``fp32``, or ``bf16`` (faster where the hardware has bf16 units, see
+            benchmarks/README.md; features differ from fp32 by ~1e-2).
         image_size: Side the images are resized to first (bilinear, antialiased); None keeps their size.
 
     Returns:
         float32 (N, d) features on the CPU.
     """
-    if precision not in ("fp32", "bf16"):
+    if precision not in EVAL_PRECISIONS:
         raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
-    side = image_size or int(images.shape[-1])
-    batch_size = batch_size or max(8, BATCH_PIXELS // (side * side))
+    batch_size = batch_size or default_batch_size(image_size or int(images.shape[-1]), device)
     was_training = model.training
     layout = torch.channels_last if _channels_last(model) else torch.contiguous_format
     fed = torch.channels_last if precision == "bf16" else torch.contiguous_format
@@ -69,7 +73,7 @@ def extract_features(model: nn.Module, images: torch.Tensor, mean, std, batch_si
     try:
         model.to(memory_format=fed)
         for start in range(0, images.shape[0], batch_size):
-            batch = resize_images(images[start:start + batch_size], image_size).to(device)
+            batch = resize_images(images[start:start + batch_size].to(device), image_size)
             x = normalize(batch, mean, std).contiguous(memory_format=fed)
             with autocast_context(str(device), precision):
                 out.append(model(x).float().cpu())

@@ -104,7 +104,7 @@ def finetune_model(backbone: FeatureSource, spec: EvalSpec, train_idx: torch.Ten
     model.to(memory_format=layout)
 
     def batch_of(images: torch.Tensor) -> torch.Tensor:
-        x = normalize(resize_images(images, side).to(spec.device), backbone.mean, backbone.std)
+        x = normalize(resize_images(images.to(spec.device), side), backbone.mean, backbone.std)
         return x.contiguous(memory_format=layout)
 
     for _ in range(epochs):
@@ -120,7 +120,6 @@ def finetune_model(backbone: FeatureSource, spec: EvalSpec, train_idx: torch.Ten
             loss.backward()
             opt.step()
     model.eval()
-    model.to(memory_format=torch.contiguous_format)  # the returned model in the default layout
     correct = 0
     with torch.no_grad():
         for start in range(0, len(test_idx), 512):
@@ -128,6 +127,7 @@ def finetune_model(backbone: FeatureSource, spec: EvalSpec, train_idx: torch.Ten
             with autocast_context(spec.device, spec.precision):
                 logits = model(batch_of(test.images[chunk]))
             correct += (logits.argmax(1).cpu() == test.labels[chunk]).sum().item()
+    model.to(memory_format=torch.contiguous_format)  # the returned model in the default layout
     return {"value": 100.0 * correct / len(test_idx), "epochs": epochs, "n_train": len(idx), "n_test": len(test_idx),
             "model": model}
 

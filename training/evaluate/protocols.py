@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from rr_zoo.manifest import ZooEntry
     from training.evaluate.source import FeatureSource
 
+EVAL_PRECISIONS = ("fp32", "bf16")  # fp32: the reference path; bf16: autocast, channels-last
 LINEAR_EPOCHS = 100     # the paper's linear protocol: classifier epochs on frozen features
 FINETUNE_EPOCHS = 20    # the paper's fine-tuning protocol (also the supervised bound's default)
 
@@ -60,7 +61,8 @@ class EvalSpec:
                                           "side the weights were trained at; transfer between resolutions)",
                                     unit="pixels")
     precision: str = option("fp32", "network passes in fp32 (the reference), or in bf16 autocast, channels-last "
-                                    "(about 3x faster where the CPU has AVX-512 BF16)", choices=("fp32", "bf16"))
+                                    "(faster where the hardware has bf16 units: benchmarks/README.md)",
+                            choices=EVAL_PRECISIONS)
     device: str = option("cpu", "cpu, cuda or cuda:N", record=False)
     cache_dir: str | None = option(None, "feature cache folder (default: $RR_CACHE_DIR or ~/.cache/rr_zoo)",
                                    record=False)
@@ -90,9 +92,10 @@ class EvalSpec:
             require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         require(len(self.label_fractions) >= 1 and all(0 < f <= 1 for f in self.label_fractions),
                 f"label_fractions must be in (0, 1], got {self.label_fractions}")
-        require(self.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}")
-        require(self.image_size is None or self.image_size >= 8,
-                f"image_size must be >= 8 pixels, got {self.image_size}")
+        require(self.precision in EVAL_PRECISIONS,
+                f"precision must be one of {', '.join(EVAL_PRECISIONS)}, got {self.precision!r}")
+        require(self.image_size is None or self.image_size >= 1,
+                f"image_size must be a positive number of pixels, got {self.image_size}")
         for name in ("max_train", "max_test"):
             require(getattr(self, name) is None or getattr(self, name) >= 1,
                     f"{name} must be >= 1, got {getattr(self, name)}")
@@ -141,6 +144,7 @@ def run_protocol(name: str, source: FeatureSource, spec: EvalSpec) -> dict[str, 
     proto = get_protocol(name)
     if proto.check is not None:
         proto.check(spec, source.entry)
+    evaluation_side(source, spec)  # an --image-size the network cannot take fails before any work
     if spec.epochs is None and proto.epochs is not None:
         spec = dataclasses.replace(spec, epochs=proto.epochs)
     t0 = time.perf_counter()
@@ -151,8 +155,16 @@ def run_protocol(name: str, source: FeatureSource, spec: EvalSpec) -> dict[str, 
 
 
 def evaluation_side(source: FeatureSource, spec: EvalSpec) -> int:
-    """Side the evaluation images are fed at: ``--image-size``, else the side the weights were trained at."""
-    return spec.image_size or int((source.input_size or source.entry.preprocessing["input_size"])[-1])
+    """Side the evaluation images are fed at: ``--image-size``, else the side the weights were trained at.
+
+    Raises:
+        RecipeError: ``--image-size`` below the smallest side the network takes.
+    """
+    side = spec.image_size or int((source.input_size or source.entry.preprocessing["input_size"])[-1])
+    smallest = int(getattr(source.model, "min_input_size", 1))
+    require(side >= smallest, f"--image-size {side}: {source.entry.architecture} takes images of at least "
+                              f"{smallest}x{smallest}; pass --image-size {smallest} or more")
+    return side
 
 
 def input_record(source: FeatureSource, spec: EvalSpec) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from rr_zoo.export_format import EXPORT_METADATA, write_export_folder
 from rr_zoo.manifest import ZooEntry, load_manifest
 from training.pretrain.checkpoint import TrainingCheckpoint, load_checkpoint
 from training.release.model_card import model_card, weights_tag
-from training.release.provenance import run_provenance
+from training.release.provenance import recipe_as_trained, run_provenance
 from training.run_folders import CURVES_PNG, LOG
 
 _ABSOLUTE_PATH = re.compile(r"(?:^|(?<=[\s'\"=])|(?<=folder:))/[^\s'\"]*")
@@ -152,8 +152,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, entry_name: str |
     run_dir = Path(checkpoint).parent
     names = _known_paths(ckpt, Path(checkpoint))
     provenance = portable({**run_provenance(ckpt, run_dir), **_views_record(ckpt), **(provenance or {})}, names)
-    recipe = {**ckpt.recipe, "epochs": (provenance.get("recipe") or ckpt.recipe).get("epochs")}  # see run_provenance
-    recipe, metrics = portable(recipe, names), portable(metrics or [], names)
+    recipe, metrics = portable(recipe_as_trained(ckpt), names), portable(metrics or [], names)
     figures = [Path(f) for f in figures or []]
     if sample_figures:
         drawn = tempfile.TemporaryDirectory()  # deleted when this function returns
@@ -186,7 +185,16 @@ def _run_logs(run_dir: Path, global_step: int) -> dict[str, bytes]:
     if not log.is_file():
         return {}
     lines = [line for line in log.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line).get("global_step", 0) <= global_step]
+    kept = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if line is lines[-1]:  # being written by the run that goes on
+                continue
+            raise ValueError(f"{log}: a line is not JSON ({line[:60]!r}); is this a pretraining log.jsonl?") from None
+        if row.get("global_step", 0) <= global_step:
+            kept.append(line)
     if kept == lines and (run_dir / CURVES_PNG).is_file():
         return {LOG: log.read_bytes(), CURVES_PNG: (run_dir / CURVES_PNG).read_bytes()}
     from training.pretrain.loop import plot_training_curves

@@ -85,6 +85,15 @@ def wall_time_s(log_path: Path) -> float | None:
     return round(sum(r.get("seconds", 0.0) for r in rows), 1) or None
 
 
+def recipe_as_trained(ckpt: TrainingCheckpoint) -> dict[str, Any]:
+    """The recipe of the run that gives these weights: the checkpoint's, except that one taken at an epoch end
+    of a longer run (its ``--epochs`` is where the run will stop) is what ``--epochs <epochs done>`` gives."""
+    recipe = dict(ckpt.recipe)
+    if ckpt.step_in_epoch == 0 and 0 < ckpt.epoch < recipe.get("epochs", 0):
+        recipe["epochs"] = ckpt.epoch
+    return recipe
+
+
 def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
                    overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Provenance record of a pretraining checkpoint (``overrides`` win, e.g. a hardware note).
@@ -102,11 +111,7 @@ def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
     """
     env = ckpt.environment
     options = ckpt.options or {}
-    recipe = dict(ckpt.recipe)
-    if ckpt.step_in_epoch == 0 and 0 < ckpt.epoch < recipe.get("epochs", 0):
-        # taken at an epoch end of a longer run (its --epochs is where the run will stop): these weights
-        # are what the same run with --epochs <epochs done> gives
-        recipe["epochs"] = ckpt.epoch
+    recipe = recipe_as_trained(ckpt)
     record = {
         "command": pretrain_command(recipe, options),
         "code_commit": env.get("code_commit", "unknown"),

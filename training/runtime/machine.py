@@ -7,6 +7,7 @@ import os
 import platform
 import resource
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +59,13 @@ def other_runnable_tasks(samples: int = 5, interval_s: float = 0.05, loadavg: Pa
     The 4th field of /proc/loadavg, ``running/total``, counts the reading thread itself, so one is taken off.
     Above zero, other work competes for the CPUs and anything timed now runs slow.
     """
-    import time
-
     counts = []
     for i in range(samples):
         try:
-            field = loadavg.read_text().split()[3]
-        except (OSError, IndexError):
+            running = int(loadavg.read_text().split()[3].split("/")[0])
+        except (OSError, IndexError, ValueError):
             return None
-        counts.append(max(0, int(field.split("/")[0]) - 1))
+        counts.append(max(0, running - 1))
         if i + 1 < samples:
             time.sleep(interval_s)
     return sum(counts) / len(counts)

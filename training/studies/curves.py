@@ -74,8 +74,10 @@ def read_curves(source: str | Path, label: str | None = None) -> list[Curve]:
     the folders it was first drawn from are gone.
     """
     source = Path(source)
-    if not (source.is_file() and source.suffix == ".json"):
+    if source.suffix != ".json":
         return [read_curve(source, label)]
+    if not source.is_file():
+        raise RecipeError(f"{source}: no such file; pass the .json `python -m training curves` wrote beside a figure")
     try:
         rows = json.loads(source.read_text())["curves"]
         curves = [Curve(r["label"], r["source"], {k: r.get(k) for k in ("architecture", "dataset", "k", "batch_size",
@@ -100,10 +102,10 @@ def plot_knn_curves(curves: list[Curve], out_png: str | Path) -> dict[str, Any]:
 
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    datasets = sorted({c.recipe.get("dataset", "?") for c in curves})
+    datasets = sorted({c.recipe.get("dataset") or "?" for c in curves})
     if len(datasets) > 1:
-        curves = [c if c.label.endswith(f", {c.recipe.get('dataset', '?')}")
-                  else replace(c, label=f"{c.label}, {c.recipe.get('dataset', '?')}") for c in curves]
+        curves = [c if c.label.endswith(f", {c.recipe.get('dataset') or '?'}")
+                  else replace(c, label=f"{c.label}, {c.recipe.get('dataset') or '?'}") for c in curves]
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.subplots()
     for curve in curves:
