@@ -120,6 +120,21 @@ def compile_gain(paths: list[str]) -> str:
     return "\n".join(lines)
 
 
+def eval_precision(paths: list[str]) -> str:
+    """Feature extraction, fp32 vs bf16 side by side (``benchmarks/eval_precision.py``)."""
+    r = _load(paths[0])
+    lines = ["| images | batch | fp32 images/s | bf16 images/s | bf16 / fp32 | min cosine fp32 vs bf16 |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {x['side']}×{x['side']} | {x['batch_size']}{' (default)' if x['default_batch'] else ''} | "
+              f"{x['fp32_images_per_s']:,.0f} | {x['bf16_images_per_s']:,.0f} | {x['bf16_speedup']:.2f}× | "
+              f"{x['min_cosine_fp32_bf16']:.4f} |" for x in r["rows"]]
+    busy = ", ".join("–" if b is None else f"{b:.1f}" for b in r["other_runnable_tasks"])
+    lines += ["", f"`{r['command']}` — {r['hardware']}, {', '.join(r['bf16_cpu_flags']) or 'no bf16 instructions'}, "
+              f"torch {r['torch']}, code commit {_commit(r['code_commit'])}; other runnable tasks before / after: "
+              f"{busy}; raw: `{paths[0]}`"]
+    return "\n".join(lines)
+
+
 def dry_run(paths: list[str]) -> str:
     """Every entry's dry run (``python -m training.bench.estimate --all-entries``)."""
     from training.bench.estimate import markdown_table
@@ -136,6 +151,7 @@ TABLES: dict[str, tuple[Callable[[list[str]], str], list[str]]] = {
     "step-parts": (step_parts, [f"{RESULTS}/step_changes_cpu.json"]),
     "compile-gain": (compile_gain, [f"{RESULTS}/compile_gain_cpu.json"]),
     "dry-run": (dry_run, [f"{RESULTS}/dry_run_cpu.json"]),
+    "eval-precision": (eval_precision, [f"{RESULTS}/eval_precision_cpu.json"]),
 }
 
 
