@@ -182,8 +182,8 @@ def _run_logs(run_dir: Path, global_step: int) -> dict[str, bytes]:
     run that went on gets the log rows of its own epochs, and its curves drawn from them (drawn too when the
     run has not drawn them yet: it draws them when it finishes)."""
     log = run_dir / LOG
-    if not log.is_file():
-        return {}
+    if not log.is_file():  # no log to cut: the run's plot as it is, if any
+        return {CURVES_PNG: (run_dir / CURVES_PNG).read_bytes()} if (run_dir / CURVES_PNG).is_file() else {}
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     kept = []
     for line in lines:
