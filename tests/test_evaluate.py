@@ -365,6 +365,13 @@ def test_export_of_an_epoch_end_checkpoint_of_a_longer_run(run_dir, tmp_path):
     again = tmp_path / "again"
     assert training_main(["export", "--checkpoint", str(run / "checkpoint-epoch2.pt"), "--out", str(again)]) == 0
     assert (again / "curves.png").stat().st_size > 5000
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"kind": "epo\n')  # being written
+    assert training_main(["export", "--checkpoint", str(run / "checkpoint-epoch2.pt"),
+                          "--out", str(tmp_path / "w")]) == 0
+    assert [json.loads(line) for line in (tmp_path / "w" / "log.jsonl").read_text().splitlines()] == rows
+    (run / "log.jsonl").write_text("not json\n" + "".join(json.dumps(r) + "\n" for r in rows))
+    assert training_main(["export", "--checkpoint", str(run / "checkpoint-epoch2.pt"),
+                          "--out", str(tmp_path / "x")]) == 2
 
 
 def test_keep_epochs_then_publish_an_earlier_epoch(tmp_path, shared_data):

@@ -11,6 +11,7 @@ from typing import Any
 from rr_zoo.export_format import EXPORT_METADATA, write_export_folder
 from rr_zoo.manifest import ZooEntry, load_manifest
 from training.pretrain.checkpoint import TrainingCheckpoint, load_checkpoint
+from training.pretrain.recipes import RecipeError
 from training.release.model_card import model_card, weights_tag
 from training.release.provenance import recipe_as_trained, run_provenance
 from training.run_folders import CURVES_PNG, LOG
@@ -192,7 +193,7 @@ def _run_logs(run_dir: Path, global_step: int) -> dict[str, bytes]:
         except json.JSONDecodeError:
             if line is lines[-1]:  # being written by the run that goes on
                 continue
-            raise ValueError(f"{log}: a line is not JSON ({line[:60]!r}); is this a pretraining log.jsonl?") from None
+            raise RecipeError(f"{log}: a line is not JSON ({line[:60]!r}); is this a pretraining log.jsonl?") from None
         if row.get("global_step", 0) <= global_step:
             kept.append(line)
     if kept == lines and (run_dir / CURVES_PNG).is_file():
