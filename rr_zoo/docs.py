@@ -5,6 +5,7 @@ every release's. Each number comes with the command that produces it."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from rr_zoo.manifest import load_manifest, metric_input_key
 BEGIN, END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
 RESULTS_BEGIN, RESULTS_END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
 TRANSFER_BEGIN, TRANSFER_END = "<!-- transfer-table:begin -->", "<!-- transfer-table:end -->"
+SEEDS_BEGIN, SEEDS_END = "<!-- seeds-table:begin -->", "<!-- seeds-table:end -->"
+AGREE_PT = 1.0  # two pretraining seeds "agree" when every measurement differs by at most this many points
 
 
 def _find(metrics, task: str, dataset: str | None = None, baseline: str | None = None,
@@ -135,6 +138,53 @@ def transfer_table(default_only: bool = False, manifest=None) -> str:
             + "\n".join(commands) + "\n\n</details>")
 
 
+def seed_groups(entry) -> list[list]:
+    """The entry's releases that differ only in their pretraining seed, in groups of two or more (by seed)."""
+    groups: dict[str, list] = {}
+    for release in entry.releases.values():
+        key = json.dumps({k: v for k, v in release.recipe.items() if k != "seed"}, sort_keys=True)
+        groups.setdefault(key, []).append(release)
+    return [sorted(g, key=lambda r: int(r.recipe.get("seed") or 0)) for g in groups.values()
+            if len({int(r.recipe.get("seed") or 0) for r in g}) > 1]
+
+
+SEED_COLUMNS = ("linear", "knn")
+
+
+def seeds_table(manifest=None) -> str:
+    """Pretraining variance: releases trained with one recipe and different seeds, each seed's linear and kNN
+    accuracy, the spread (largest minus smallest) and whether the seeds agree within ``AGREE_PT`` points.
+
+    Args:
+        manifest: The :class:`~rr_zoo.manifest.Manifest` to read (default: the package's).
+    """
+    rows = ["| entry | recipe (data, K, epochs) | pretraining seed | release (timm name) | linear | kNN |",
+            "|---|---|---|---|---|---|"]
+    verdicts = []
+    for entry in sorted((manifest or load_manifest()).entries.values(), key=lambda e: e.name):
+        for group in seed_groups(entry):
+            r = group[0].recipe
+            spreads = []
+            for release in group:
+                found = [_find(release.metrics, task, r["dataset"]) for task in SEED_COLUMNS]
+                seed = release.recipe.get("seed", 0)
+                rows.append(f"| `{entry.name}` | {r['dataset']}, {r['k']}, {r['epochs']} | {seed} "
+                            f"| `{entry.release_name(release.tag)}` | " + " | ".join(map(_fmt, found)) + " |")
+            for task in SEED_COLUMNS:
+                values = [m["value"] for m in (_find(rel.metrics, task, r["dataset"]) for rel in group) if m]
+                if len(values) == len(group):
+                    spreads.append((task, max(values) - min(values)))
+            if not spreads:
+                continue
+            agree = all(d <= AGREE_PT for _, d in spreads)
+            verdicts.append(f"- `{entry.name}`, {len(group)} seeds: spread (largest minus smallest) "
+                            + ", ".join(f"{t} {d:.2f} pt" for t, d in spreads)
+                            + f": {'within' if agree else 'not within'} {AGREE_PT:g} pt.")
+    if len(rows) == 2:
+        return "Every release so far comes from one pretraining seed."
+    return "\n".join(rows) + "\n\n" + "\n".join(verdicts)
+
+
 def _replace(text: str, begin: str, end: str, body: str) -> str:
     return re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{body}\n{end}", text, flags=re.S)
 
@@ -145,9 +195,11 @@ def update_readme(path: Path, results: Path | None = None) -> bool:
     results = results or path.parent / "docs" / "results.md"
     changed = False
     for file, tables in ((path, ((BEGIN, END, zoo_table()), (RESULTS_BEGIN, RESULTS_END, results_table(True)),
-                                 (TRANSFER_BEGIN, TRANSFER_END, transfer_table(True)))),
+                                 (TRANSFER_BEGIN, TRANSFER_END, transfer_table(True)),
+                                 (SEEDS_BEGIN, SEEDS_END, seeds_table()))),
                          (results, ((RESULTS_BEGIN, RESULTS_END, results_table()),
-                                    (TRANSFER_BEGIN, TRANSFER_END, transfer_table())))):
+                                    (TRANSFER_BEGIN, TRANSFER_END, transfer_table()),
+                                    (SEEDS_BEGIN, SEEDS_END, seeds_table())))):
         text = file.read_text()
         new = text
         for begin, end, body in tables:
@@ -166,4 +218,4 @@ if __name__ == "__main__":
     if args.write:
         print("updated" if update_readme(Path(args.readme)) else "up to date")
     else:
-        print(zoo_table() + "\n\n" + results_table() + "\n\n" + transfer_table())
+        print(zoo_table() + "\n\n" + results_table() + "\n\n" + transfer_table() + "\n\n" + seeds_table())

@@ -229,7 +229,8 @@ class ZooEntry:
 
 # ----------------------------------------------------------------------------- reading
 def release_tag(recipe: dict[str, Any]) -> str:
-    """The suggested tag of weights trained with ``recipe``: ``<dataset>_e<epochs>_k<K>`` (``cifar10_jpeg_e30_k4``).
+    """The suggested tag of weights trained with ``recipe``: ``<dataset>_e<epochs>_k<K>`` (``cifar10_jpeg_e30_k4``),
+    with ``_s<seed>`` when the pretraining seed is not 0 (``cifar10_jpeg_e12_k16_s1``).
 
     A folder dataset (``folder:PATH``) is named by its folder's name.
     """
@@ -237,7 +238,8 @@ def release_tag(recipe: dict[str, Any]) -> str:
     if dataset.startswith("folder:"):
         dataset = Path(dataset.split(":", 1)[1].rstrip("/\\")).name or "folder"
     dataset = re.sub(r"[^a-z0-9]+", "_", dataset.lower()).strip("_") or "data"
-    return f"{dataset}_e{int(recipe['epochs'])}_k{int(recipe['k'])}"
+    seed = int(recipe.get("seed") or 0)
+    return f"{dataset}_e{int(recipe['epochs'])}_k{int(recipe['k'])}" + (f"_s{seed}" if seed else "")
 
 
 def _upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:

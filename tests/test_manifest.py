@@ -308,3 +308,37 @@ def test_each_metric_says_how_its_images_were_fed(name):
         if fed is not None:
             resized = fed["resize"] != "none"
             assert resized == (fed["side"] != fed["dataset_side"]) and resized == ("; images " in m.get("note", ""))
+
+
+def test_release_tag_names_a_nonzero_seed():
+    recipe = dict(MANIFEST.get("rr_conv4_cifar10").release.recipe)
+    assert release_tag({**recipe, "seed": 0}) == "cifar10_jpeg_e12_k16"
+    assert release_tag({**recipe, "seed": 1}) == "cifar10_jpeg_e12_k16_s1"
+
+
+@pytest.mark.parametrize(("second", "verdict"), [(56.0, "within 1 pt"), (54.0, "not within 1 pt")])
+def test_seeds_table_reports_the_spread_of_pretraining_seeds(tmp_path, second, verdict):
+    from rr_zoo.docs import seeds_table
+    from rr_zoo.manifest import add_release
+
+    path = tmp_path / "manifest.json"
+    path.write_text(MANIFEST_PATH.read_text())
+    assert seeds_table(read_manifest(path)) == "Every release so far comes from one pretraining seed."
+    entry = MANIFEST.get("rr_conv4_cifar10")
+    first = {m["task"]: m["value"] for m in entry.metrics if m["task"] in ("linear", "knn") and not m.get("baseline")}
+    release = _release("d" * 64, [{"task": task, "dataset": "cifar10_jpeg", "value": value, "std": None, "seeds": [0],
+                                   "command": f"python -m training evaluate {task}"}
+                                  for task, value in (("linear", second), ("knn", first["knn"] + 0.5))])
+    release["recipe"]["seed"] = 1
+    tag = release_tag(release["recipe"])
+    add_release(entry.name, tag, release, path=path)
+    other = _release("e" * 64)  # another recipe: not part of the seed comparison
+    other["recipe"] = {**other["recipe"], "epochs": 3, "seed": 2}
+    add_release(entry.name, release_tag(other["recipe"]), other, path=path)
+    table = seeds_table(read_manifest(path))
+    rows = [line for line in table.splitlines() if line.startswith("| `rr_conv4_cifar10`")]
+    assert [row.split(" | ")[2:4] for row in rows] == [["0", f"`conv4_rr.{entry.default_release}`"],
+                                                       ["1", f"`conv4_rr.{tag}`"]]
+    assert rows[1].endswith(f"| {second:.2f} | {first['knn'] + 0.5:.2f} |")
+    spread = abs(second - first["linear"])
+    assert f"spread (largest minus smallest) linear {spread:.2f} pt, knn 0.50 pt: {verdict}." in table
