@@ -5,6 +5,10 @@ Imports nothing heavy (the defaults appear in ``--help``).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 RUNS = "runs"
 PRETRAIN = f"{RUNS}/<entry>-s<seed>"          # python -m training pretrain (as help shows it)
 EVAL_ROOT = f"{RUNS}/eval"                    # python -m training evaluate
@@ -29,3 +33,40 @@ EPOCH_CHECKPOINT = "checkpoint-epoch{epoch}.pt"  # pretrain --keep-epochs: the c
 LOG = "log.jsonl"
 CURVES_PNG = "curves.png"
 SUMMARY = "summary.json"
+
+
+def read_log(path: str | Path, up_to_step: int | None = None) -> list[dict[str, Any]]:
+    """The rows of a run's ``log.jsonl``, the one reader of that file.
+
+    A half-written last line (the run is appending it) is left out; any other line that is not JSON
+    is an error.
+
+    Args:
+        path: The log file.
+        up_to_step: Keep only rows logged at or before this ``global_step`` (an epoch checkpoint of a run
+            that went on).
+
+    Returns:
+        The rows, in order ([] when the file does not exist).
+
+    Raises:
+        RecipeError: a line other than the last is not JSON.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                continue
+            from training.pretrain.recipes import RecipeError
+
+            raise RecipeError(f"{path}: line {i + 1} is not JSON ({line[:60]!r}); is this a pretraining "
+                              f"{LOG}?") from None
+        if up_to_step is None or row.get("global_step", 0) <= up_to_step:
+            rows.append(row)
+    return rows

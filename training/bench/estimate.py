@@ -175,9 +175,11 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     from training.method.step import RelationalModel, autocast_context, build_model, build_optimizer, relation_loss
     from training.pretrain.augment import make_views
     from training.pretrain.inputs import augment_config
+    from training.runtime.allocator import keep_freed_memory
     from training.runtime.machine import other_runnable_tasks, peak_rss_mib
     from training.runtime.precision import native_bf16, resolve_precision
 
+    keep_freed_memory()  # the allocator setting the run itself applies: without it the timed pieces page-fault
     if opts.num_threads:
         torch.set_num_threads(opts.num_threads)
     t_start = time.perf_counter()

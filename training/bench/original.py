@@ -60,7 +60,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from training.bench.estimate import best_seconds
-from training.run_folders import LOG
+from training.run_folders import LOG, read_log
 from training.runtime.machine import cpu_info
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -363,7 +363,7 @@ class Harness:
         if steps:
             cmd += ["--steps-per-epoch", str(steps)]
         wall, rss, cpu = _run(cmd, PROJECT_ROOT, _env(self.threads), run / "log.txt")
-        logs = [json.loads(line) for line in (run / "out" / LOG).read_text().splitlines() if line]
+        logs = read_log(run / "out" / LOG)
         timed = logs[-1]
         shutil.rmtree(run / "out")
         n_steps = steps or None

@@ -29,7 +29,7 @@ from training.pretrain.checkpoint import TrainingCheckpoint, atomic_write_text, 
 from training.pretrain.inputs import augment_config, data_request
 from training.pretrain.recipes import Recipe, RecipeError, RunOptions, evaluation_split
 from training.release.provenance import environment
-from training.run_folders import CHECKPOINT, CURVES_PNG, EPOCH_CHECKPOINT, LOG, SUMMARY
+from training.run_folders import CHECKPOINT, CURVES_PNG, EPOCH_CHECKPOINT, LOG, SUMMARY, read_log
 from training.runtime.allocator import keep_freed_memory
 from training.runtime.compile import resolve_compile
 from training.runtime.machine import peak_cuda_mib, peak_rss_mib
@@ -112,8 +112,7 @@ class StopFlag:
 
 def plot_training_curves(log_path: Path, out_png: Path) -> Path | None:
     """Loss and pair accuracy per epoch from ``log.jsonl`` as a PNG."""
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("kind") == "epoch"]
+    rows = [r for r in read_log(log_path) if r.get("kind") == "epoch"]
     if not rows:
         return None
     from matplotlib.figure import Figure  # no pyplot: no backend to choose, nothing left open

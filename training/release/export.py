@@ -11,10 +11,9 @@ from typing import Any
 from rr_zoo.export_format import EXPORT_METADATA, write_export_folder
 from rr_zoo.manifest import ZooEntry, load_manifest
 from training.pretrain.checkpoint import TrainingCheckpoint, load_checkpoint
-from training.pretrain.recipes import RecipeError
 from training.release.model_card import model_card, weights_tag
 from training.release.provenance import recipe_as_trained, run_provenance
-from training.run_folders import CURVES_PNG, LOG
+from training.run_folders import CURVES_PNG, LOG, read_log
 
 _ABSOLUTE_PATH = re.compile(r"(?:^|(?<=[\s'\"=])|(?<=folder:))/[^\s'\"]*")
 
@@ -185,22 +184,13 @@ def _run_logs(run_dir: Path, global_step: int) -> dict[str, bytes]:
     log = run_dir / LOG
     if not log.is_file():  # no log to cut: the run's plot as it is, if any
         return {CURVES_PNG: (run_dir / CURVES_PNG).read_bytes()} if (run_dir / CURVES_PNG).is_file() else {}
-    lines = [line for line in log.read_text().splitlines() if line.strip()]
-    kept = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if line is lines[-1]:  # being written by the run that goes on
-                continue
-            raise RecipeError(f"{log}: a line is not JSON ({line[:60]!r}); is this a pretraining log.jsonl?") from None
-        if row.get("global_step", 0) <= global_step:
-            kept.append(line)
-    if kept == lines and (run_dir / CURVES_PNG).is_file():
+    rows = read_log(log)
+    kept = read_log(log, up_to_step=global_step)
+    if kept == rows and (run_dir / CURVES_PNG).is_file():
         return {LOG: log.read_bytes(), CURVES_PNG: (run_dir / CURVES_PNG).read_bytes()}
     from training.pretrain.loop import plot_training_curves
 
-    files = {LOG: "".join(line + "\n" for line in kept).encode()}
+    files = {LOG: "".join(json.dumps(row) + "\n" for row in kept).encode()}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / LOG).write_bytes(files[LOG])
         if plot_training_curves(Path(tmp) / LOG, Path(tmp) / CURVES_PNG) is not None:

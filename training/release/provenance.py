@@ -9,7 +9,6 @@ provenance record that the model card and ``weights_manifest.json`` carry
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import shlex
@@ -22,7 +21,7 @@ import torch
 from training.flags import command_flags
 from training.pretrain.checkpoint import TrainingCheckpoint
 from training.pretrain.recipes import Recipe, RunOptions
-from training.run_folders import LOG
+from training.run_folders import LOG, read_log
 from training.runtime.machine import cpu_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -77,11 +76,9 @@ def pretrain_command(recipe: dict[str, Any], options: dict[str, Any]) -> str:
     return "python -m training " + shlex.join(argv)
 
 
-def wall_time_s(log_path: Path) -> float | None:
-    """Training wall time: the sum of the per-epoch seconds in a run's log.jsonl."""
-    if not log_path.is_file():
-        return None
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+def wall_time_s(log_path: Path, up_to_step: int | None = None) -> float | None:
+    """Training wall time: the sum of the per-epoch seconds in a run's log.jsonl (up to ``up_to_step``)."""
+    rows = read_log(log_path, up_to_step)
     return round(sum(r.get("seconds", 0.0) for r in rows), 1) or None
 
 
@@ -118,7 +115,7 @@ def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
         "versions": env.get("versions") or library_versions(),
         "hardware": env.get("hardware") or hardware(options.get("device", "cpu"), options.get("num_threads")),
         "wall_time_s": (round(ckpt.train_seconds, 1) if ckpt.train_seconds
-                        else wall_time_s(run_dir / LOG)),
+                        else wall_time_s(run_dir / LOG, ckpt.global_step)),
         "date": env.get("date") or datetime.date.today().isoformat(),
         "recipe": {k: v for k, v in recipe.items() if k not in ("entry",)},
         "epochs_trained": ckpt.epoch,

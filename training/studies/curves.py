@@ -20,7 +20,7 @@ from typing import Any
 
 from rr_zoo.atomic import atomic_write
 from training.pretrain.recipes import RecipeError
-from training.run_folders import CHECKPOINT, LOG
+from training.run_folders import CHECKPOINT, LOG, read_log
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,7 @@ def read_curve(folder: str | Path, label: str | None = None) -> Curve:
     if not (folder / LOG).is_file():
         raise FileNotFoundError(f"no {LOG} in {folder}; pretrain with --knn-every N to log online kNN accuracy")
     recipe = run_recipe(folder)
-    rows = [json.loads(line) for line in (folder / LOG).read_text().splitlines() if line.strip()]
-    points = [(r["global_step"] * recipe["batch_size"] * recipe["k"], r["knn_acc"]) for r in rows
+    points = [(r["global_step"] * recipe["batch_size"] * recipe["k"], r["knn_acc"]) for r in read_log(folder / LOG)
               if r.get("kind", "epoch") == "epoch" and r.get("knn_acc") is not None]
     if not points:
         raise RecipeError(f"{folder / LOG} has no knn_acc rows; pretrain with --knn-every N")
