@@ -24,7 +24,6 @@ import collections
 import ctypes
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -165,10 +164,10 @@ def main() -> None:
         child_onednn(args)
         return
 
-    import torch
 
-    from training.runtime.machine import cpu_info
+    from training.bench.record import machine_record, write_result
 
+    machine = machine_record()
     ops = json.loads(run_child(args, "ops").strip().splitlines()[-1])
     convs = parse_onednn(run_child(args, "onednn"), args.steps)
     passes = summarize_passes(convs)
@@ -176,7 +175,7 @@ def main() -> None:
     top_ops = sorted(ops["ops_s"].items(), key=lambda kv: -kv[1])[:10]
     result = {
         "command": "python -m benchmarks.backbone_breakdown " + " ".join(sys.argv[1:]),
-        "machine": {**cpu_info(), "platform": platform.platform(), "torch": torch.__version__},
+        "machine": machine,
         "arch": args.arch, "views": args.views, "threads": args.threads, "precision": args.precision,
         "layout": args.layout,
         "step_views_per_s": args.views / ops["step_s"],
@@ -195,11 +194,8 @@ def main() -> None:
     for name, p in passes.items():
         print(f"{name:18s} {p['ms_per_step']:8.1f} {p['gflop_per_s']:8.0f}  {', '.join(p['implementations'])}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1) + "\n")
-        tmp.replace(args.out)
-        print(f"\nwrote {args.out}")
+        print()
+        write_result(args.out, result, indent=1)
 
 
 if __name__ == "__main__":

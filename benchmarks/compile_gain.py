@@ -12,7 +12,6 @@ eager / compiled is the speed-up ``training.runtime.compile.CPU_COMPILE_GAIN`` r
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -65,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/out/compile_gain.json")
     args = parser.parse_args(argv)
-    from training.runtime.machine import cpu_info
+    from training.bench.record import machine_record, write_result
     from training.runtime.precision import resolve_precision
 
+    machine = machine_record()
     rows = []
     for arch in args.archs:
         for precision in args.precisions:
@@ -80,11 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{arch:9s} {precision} {threads} thread(s): eager {1e3 * r['eager_s']:.1f} ms, compiled "
                       f"{1e3 * r['compiled_s']:.1f} ms -> {r['speedup']:.2f}x "
                       f"(first call {r['first_compiled_call_s']:.1f} s)", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python -m benchmarks.compile_gain " + " ".join(argv or sys.argv[1:]),
-                               "machine": cpu_info(), "rows": rows}, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(args.out, {"command": "python -m benchmarks.compile_gain " + " ".join(argv or sys.argv[1:]),
+                            "machine": machine, "rows": rows})
     return 0
 
 

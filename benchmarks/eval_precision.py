@@ -12,15 +12,14 @@ records how far the bf16 features are from fp32 (cosine similarity).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from rr_zoo.models import build_backbone
+from training.bench.record import write_result
 from training.evaluate.features import BATCH_PIXELS, extract_features
 from training.release.provenance import code_commit, hardware
 from training.runtime.machine import cpu_flags, other_runnable_tasks
@@ -74,10 +73,7 @@ def main(argv: list[str] | None = None) -> int:
               "python": platform.python_version(),
               "bf16_cpu_flags": sorted((cpu_flags() or set()) & {"avx512_bf16", "amx_bf16"}),
               "other_runnable_tasks": [busy_before, busy_after], "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written {out}")
+    write_result(args.out, result)
     return 0
 
 

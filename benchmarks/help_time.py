@@ -11,9 +11,6 @@ what a shared machine gave). The console script is timed through its own entry p
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -51,9 +48,8 @@ def time_once(argv: list[str]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Time every help; print a table and write the JSON."""
-    from rr_zoo.atomic import atomic_write
+    from training.bench.record import machine_record, write_result
     from training.release.provenance import code_commit
-    from training.runtime.machine import cpu_info
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.help_time", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=5, help="runs per help, interleaved (default: %(default)s)")
@@ -74,13 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     slow = [r["command"] for r in rows if r["best_s"] > args.limit]
     result = {"command": "python -m benchmarks.help_time " + " ".join(sys.argv[1:] if argv is None else argv),
               "code_commit": code_commit(),
-              "machine": {**cpu_info(), "python": platform.python_version(), "load_avg": os.getloadavg()},
+              "machine": machine_record(),
               "timing": f"wall seconds of a fresh process, best and median of {args.repeats} interleaved runs",
               "limit_s": args.limit, "over_limit": slow, "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}" + (f"; over {args.limit} s: {slow}" if slow else f"; every help under {args.limit} s"))
+    write_result(args.out, result)
+    print(f"over {args.limit} s: {slow}" if slow else f"every help under {args.limit} s")
     return 1 if slow else 0
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -184,9 +183,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=2, help="child processes per allocator setting, alternated")
     p.add_argument("--out", default="benchmarks/out/step_changes.json")
     args = p.parse_args()
-    import torch
 
-    from training.runtime.machine import cpu_info
+    from training.bench.record import machine_record, write_result
 
     rows = []
     for arch in args.archs:
@@ -196,14 +194,10 @@ def main() -> int:
             print(json.dumps({"arch": arch, "k": k, **r["speedup"],
                               "step_share_of_backbone_ceiling": r["step_share_of_backbone_ceiling"]}), flush=True)
     result = {"command": "python -m benchmarks.step_changes " + " ".join(sys.argv[1:]),
-              "machine": {**cpu_info(), "threads": 1, "torch": torch.__version__,
-                          "platform": platform.platform(), "load_avg": os.getloadavg()},
+              "machine": machine_record(threads=1),
               "timing": "CPU seconds of the measuring process, best of reps x rounds; M = 64, fp32",
               "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(args.out, result)
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import subprocess
 import sys
 import tempfile
@@ -53,15 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import training.pretrain.augment as now
+    from training.bench.record import machine_record, write_result
     from training.data import load_split
     from training.pretrain.inputs import augment_config
     from training.pretrain.recipes import recipe_for_entry
     from training.release.provenance import code_commit
     from training.runtime.allocator import keep_freed_memory
-    from training.runtime.machine import cpu_info
 
     keep_freed_memory()
     torch.set_num_threads(1)
+    machine = machine_record(threads=1)
     before = load_previous(args.before)
     images = load_split("cifar10_4k", "train").images[:64].clone()
     rows = []
@@ -81,12 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                      "speedup": best["before"] / best["now"], "bit_identical": same})
         print(f"K={k:2d}: {rows[-1]['before_ms']:.1f} -> {rows[-1]['now_ms']:.1f} ms per {64 * k} views "
               f"({rows[-1]['speedup']:.2f}x), bit-identical: {same}", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python -m benchmarks.views_change " + " ".join(argv or sys.argv[1:]),
-                               "before": args.before, "code_commit": code_commit(), "machine": cpu_info(),
-                               "rows": rows}, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(args.out, {"command": "python -m benchmarks.views_change " + " ".join(argv or sys.argv[1:]),
+                            "before": args.before, "code_commit": code_commit(), "machine": machine, "rows": rows})
     return 0
 
 

@@ -101,3 +101,17 @@ def test_benchmarks_readme_dry_run_table_is_generated_from_its_json():
     block = readme.split("<!-- table:dry-run:begin -->\n", 1)[1].split("\n<!-- table:dry-run:end -->", 1)[0]
     assert block == markdown_table(result), (
         "benchmarks/README.md's dry-run table is stale: python -m benchmarks.tables --write")
+
+
+def test_benchmark_results_record_the_machine_and_its_load_at_start_and_end(tmp_path):
+    import json
+
+    from training.bench.record import machine_record, write_result
+
+    machine = machine_record(threads=3)
+    assert machine["threads"] == 3 and machine["cores"] >= 1 and "torch" in machine
+    assert machine["other_runnable_tasks"] is None or machine["other_runnable_tasks"] >= 0
+    out = write_result(tmp_path / "deep" / "r.json", {"command": "python -m benchmarks.x", "machine": machine})
+    written = json.loads(out.read_text())
+    assert written["machine"]["threads"] == 3 and "other_runnable_tasks_at_end" in written["machine"]
+    assert [p.name for p in out.parent.iterdir()] == ["r.json"]  # no temporary file left

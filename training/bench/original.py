@@ -43,7 +43,6 @@ import json
 import math
 import os
 import pickle
-import platform
 import shlex
 import shutil
 import subprocess
@@ -60,8 +59,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from training.bench.estimate import best_seconds
+from training.bench.record import machine_record, write_result
 from training.run_folders import LOG, read_log
-from training.runtime.machine import cpu_info
+from training.runtime.machine import other_runnable_tasks
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -516,8 +516,7 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
                 "timing": (f"each run: warm-up epoch + timed epoch of {steps} steps (M={m}); best of {repeats}, "
                            "interleaved" if steps else f"each run: warm-up epoch + timed full epoch; best of "
                            f"{repeats}, interleaved"),
-                "machine": {**cpu_info(), "platform": platform.platform(), "torch": torch.__version__,
-                            "load_avg_at_start": os.getloadavg()}}
+                "machine": machine_record()}
         print(f"fp32, {threads} thread(s): matmul {peaks[0]['matmul'] / 1e9:.1f} GFLOP/s, conv "
               f"{peaks[0]['conv'] / 1e9:.1f} GFLOP/s; `import torch, torchvision` alone peaks at "
               f"{baseline_rss:.0f} MiB RSS; original commit {meta['original_commit']}", flush=True)
@@ -530,13 +529,12 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
             add_shares(row, peaks)
         meta["machine"]["fp32_flops_per_s"] = {kind: max(p[kind] for p in peaks) for kind in ("matmul", "conv")}
         meta["machine"]["fp32_flops_per_s_measurements"] = peaks
-        meta["machine"]["load_avg_at_end"] = os.getloadavg()
+        meta["machine"]["other_runnable_tasks_at_end"] = other_runnable_tasks()
         for row in rows:
             suffix = "" if dataset == "cifar10" else f"_{dataset}"
-            (out_dir / f"original_{row['arch']}_k{row['k']}{suffix}.json").write_text(
-                json.dumps({**meta, "row": row}, indent=2) + "\n")
+            write_result(out_dir / f"original_{row['arch']}_k{row['k']}{suffix}.json", {**meta, "row": row})
         result = {**meta, "rows": rows}
-        (out_dir / combined_name).write_text(json.dumps(result, indent=2) + "\n")
+        write_result(out_dir / combined_name, result)
         if keep_work:
             result["work_dir"] = str(work)
         return result
