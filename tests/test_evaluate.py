@@ -80,6 +80,22 @@ def test_finetune_and_semisup_run(run_dir, tmp_path):
     assert fractions["1%"]["n_train"] < fractions["100%"]["n_train"]
 
 
+def test_finetune_resizes_each_image_once_as_a_batch_would(monkeypatch):
+    import training.evaluate.finetune as ft
+    from training.evaluate.features import resize_images
+
+    monkeypatch.setattr(ft, "RESIZE_CHUNK", 3)
+    images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.arange(10)
+    idx = torch.tensor([7, 1, 4, 9, 0, 5, 2])
+    same = ft._at_side(images, labels, idx, 8)
+    assert same[0] is images and same[1] is labels and same[2] is idx  # no copy at the stored side
+    resized, resized_labels, pool = ft._at_side(images, labels, idx, 12)
+    batch = torch.tensor([4, 0, 6])
+    assert torch.equal(resized[pool[batch]], resize_images(images[idx[batch]], 12))
+    assert torch.equal(resized_labels[pool[batch]], labels[idx[batch]])
+
+
 def test_grain_and_transfer_validate_datasets(run_dir, tmp_path, capsys):
     for protocol, message in (("grain", "cifar100_20"), ("transfer", "other than the pretraining one")):
         assert training_main(["evaluate", protocol, "--weights", str(run_dir / "checkpoint.pt"),

@@ -71,6 +71,20 @@ def balanced_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.T
     return torch.cat(picked).sort().values
 
 
+RESIZE_CHUNK = 4096  # images resized at a time (float copies of a chunk, not of the split)
+
+
+def _at_side(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor,
+             side: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(images, labels, positions) to draw batches from: the split as it is when its images have the
+    evaluation side, else the ``idx`` images resized once (in chunks) with their labels and positions 0..n-1."""
+    if side is None or tuple(images.shape[-2:]) == (side, side):
+        return images, labels, idx
+    resized = torch.cat([resize_images(images[idx[s:s + RESIZE_CHUNK]], side)
+                         for s in range(0, len(idx), RESIZE_CHUNK)])
+    return resized, labels[idx], torch.arange(len(idx))
+
+
 def finetune_model(backbone: FeatureSource, spec: EvalSpec, train_idx: torch.Tensor | None = None,
                    epochs: int | None = None) -> dict[str, Any]:
     """Fine-tune the whole network with a linear head; returns test accuracy (%)."""
@@ -103,30 +117,33 @@ def finetune_model(backbone: FeatureSource, spec: EvalSpec, train_idx: torch.Ten
     layout = torch.channels_last if spec.precision == "bf16" else torch.contiguous_format  # fp32: reference path
     model.to(memory_format=layout)
 
+    train_images, train_labels, pool = _at_side(train.images, labels, idx, side)
+    test_images, test_labels, test_pool = _at_side(test.images, test.labels, test_idx, side)
+
     def batch_of(images: torch.Tensor) -> torch.Tensor:
-        x = normalize(resize_images(images.to(spec.device), side), backbone.mean, backbone.std)
+        x = normalize(images.to(spec.device), backbone.mean, backbone.std)
         return x.contiguous(memory_format=layout)
 
     for _ in range(epochs):
-        perm = idx[torch.randperm(len(idx), generator=shuffle)]
+        perm = pool[torch.randperm(len(pool), generator=shuffle)]
         for start in range(0, len(perm), spec.batch_size):
             b = perm[start:start + spec.batch_size]
             if len(b) < 2:  # BatchNorm needs two samples
                 continue
-            x = affine_cutout(batch_of(train.images[b]), gen, cutout).contiguous(memory_format=layout)
+            x = affine_cutout(batch_of(train_images[b]), gen, cutout).contiguous(memory_format=layout)
             with autocast_context(spec.device, spec.precision):
-                loss = F.cross_entropy(model(x).float(), labels[b].to(spec.device))
+                loss = F.cross_entropy(model(x).float(), train_labels[b].to(spec.device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
     model.eval()
     correct = 0
     with torch.no_grad():
-        for start in range(0, len(test_idx), 512):
-            chunk = test_idx[start:start + 512]
+        for start in range(0, len(test_pool), 512):
+            chunk = test_pool[start:start + 512]
             with autocast_context(spec.device, spec.precision):
-                logits = model(batch_of(test.images[chunk]))
-            correct += (logits.argmax(1).cpu() == test.labels[chunk]).sum().item()
+                logits = model(batch_of(test_images[chunk]))
+            correct += (logits.argmax(1).cpu() == test_labels[chunk]).sum().item()
     model.to(memory_format=torch.contiguous_format)  # the returned model in the default layout
     return {"value": 100.0 * correct / len(test_idx), "epochs": epochs, "n_train": len(idx), "n_test": len(test_idx),
             "model": model}
