@@ -160,7 +160,7 @@ def seeds_table(manifest=None) -> str:
     """
     rows = ["| entry | recipe (data, K, epochs) | pretraining seed | release (timm name) | linear | kNN |",
             "|---|---|---|---|---|---|"]
-    verdicts = []
+    verdicts, commands = [], []
     for entry in sorted((manifest or load_manifest()).entries.values(), key=lambda e: e.name):
         for group in seed_groups(entry):
             r = group[0].recipe
@@ -168,8 +168,12 @@ def seeds_table(manifest=None) -> str:
             for release in group:
                 found = [_find(release.metrics, task, r["dataset"]) for task in SEED_COLUMNS]
                 seed = release.recipe.get("seed", 0)
+                name = entry.release_name(release.tag)
                 rows.append(f"| `{entry.name}` | {r['dataset']}, {r['k']}, {r['epochs']} | {seed} "
-                            f"| `{entry.release_name(release.tag)}` | " + " | ".join(map(_fmt, found)) + " |")
+                            f"| `{name}` | " + " | ".join(map(_fmt, found)) + " |")
+                commands.append(f"- `{name}`: " + "; ".join(
+                    [f"pretraining: `{release.provenance['command']}`"]
+                    + [f"{task}: `{m['command']}`" for task, m in zip(SEED_COLUMNS, found) if m is not None]))
             for task in SEED_COLUMNS:
                 values = [m["value"] for m in (_find(rel.metrics, task, r["dataset"]) for rel in group) if m]
                 if len(values) == len(group):
@@ -182,7 +186,9 @@ def seeds_table(manifest=None) -> str:
                             + f": {'within' if agree else 'not within'} {AGREE_PT:g} pt.")
     if len(rows) == 2:
         return "Every release so far comes from one pretraining seed."
-    return "\n".join(rows) + "\n\n" + "\n".join(verdicts)
+    return ("\n".join(rows) + "\n\n" + "\n".join(verdicts)
+            + "\n\n<details><summary>Commands that produce each number</summary>\n\n" + "\n".join(commands)
+            + "\n\n</details>")
 
 
 def _replace(text: str, begin: str, end: str, body: str) -> str:

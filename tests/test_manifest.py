@@ -342,3 +342,5 @@ def test_seeds_table_reports_the_spread_of_pretraining_seeds(tmp_path, second, v
     assert rows[1].endswith(f"| {second:.2f} | {first['knn'] + 0.5:.2f} |")
     spread = abs(second - first["linear"])
     assert f"spread (largest minus smallest) linear {spread:.2f} pt, knn 0.50 pt: {verdict}." in table
+    assert (f"- `conv4_rr.{tag}`: pretraining: `python -m training pretrain`; "
+            "linear: `python -m training evaluate linear`; knn: `python -m training evaluate knn`") in table
