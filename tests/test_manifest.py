@@ -132,7 +132,7 @@ def test_hubconf_help_and_local_load(repo_root, hubconf):
 
 
 def test_readme_tables_match_manifest(repo_root):
-    from rr_zoo.docs import results_table, transfer_table, zoo_table
+    from rr_zoo.docs import results_table, seeds_table, transfer_table, zoo_table
 
     readme = (repo_root / "README.md").read_text()
     assert zoo_table() in readme, "README zoo table is stale: run `python -m rr_zoo.docs --write`"
@@ -141,6 +141,7 @@ def test_readme_tables_match_manifest(repo_root):
     assert results_table() in every, "docs/results.md table is stale: run `python -m rr_zoo.docs --write`"
     assert transfer_table(default_only=True) in readme and transfer_table() in every, \
         "transfer tables are stale: run `python -m rr_zoo.docs --write`"
+    assert seeds_table() in readme and seeds_table() in every, "seeds tables are stale: python -m rr_zoo.docs --write"
 
 
 def test_each_published_entry_s_command_pins_its_precision(repo_root):
