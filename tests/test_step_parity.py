@@ -58,6 +58,7 @@ def test_a_run_records_the_precision_it_used_and_its_command_pins_it(tmp_path, s
     assert ckpt.options["precision"] == used
     assert f"--precision {used}" in pretrain_command(ckpt.recipe, ckpt.options)
     assert run_provenance(ckpt, out)["precision"] == used
+    assert run_provenance(ckpt, out)["compiled"] is False  # 2 steps: too few for --compile auto to compile
     # a resumed run with auto keeps the precision its checkpoint recorded, whatever auto says here
     from training.pretrain.loop import run_precision
 

@@ -123,6 +123,8 @@ def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
         # before ``auto`` existed record their explicit value, default fp32)
         "precision": options.get("precision", "fp32"),
     }
+    if options.get("compile") in ("on", "off"):  # how --compile auto resolved (runs before it existed: absent)
+        record["compiled"] = options["compile"] == "on"
     if ckpt.init:
         prior = ckpt.init.get("epochs")
         record.update(init=ckpt.init, epochs_added=ckpt.epoch,
