@@ -42,7 +42,7 @@ def test_v1_files_written_before_the_schema_load(tmp_path):
     assert (ckpt.epoch, ckpt.step_in_epoch, ckpt.global_step, ckpt.train_seconds) == (1, 2, 5, 12.5)
     assert ckpt.environment == {"code_commit": "abc"} and ckpt.resumable
     # the schema writes the same keys, plus the optional ones added since (None when absent)
-    assert set(ckpt.to_dict()) == set(_v1_pretrain_dict()) | {"preprocessing", "init"}
+    assert set(ckpt.to_dict()) == set(_v1_pretrain_dict()) | {"preprocessing", "init", "segments"}
     supervised = {"format": "rr_zoo.pretrain.v1", "entry": "rr_conv4_cifar10", "architecture": "conv4",
                   "dataset": "cifar10_4k", "in_chans": 3, "recipe": {"loss": "supervised"},
                   "backbone": {}, "relation": {}, "epoch": 3, "step_in_epoch": 0, "global_step": 0}

@@ -114,7 +114,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, shared_data):
         time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
-    assert torch.load(ckpt, weights_only=True)["global_step"] < 80, "run finished before it could be killed"
+    killed_at = torch.load(ckpt, weights_only=True)["global_step"]
+    assert killed_at < 80, "run finished before it could be killed"
     resumed = _run(tmp_path / "killed", extra=[*long, "--resume"])
     assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
     ref, got = _final_state(tmp_path / "ref"), _final_state(tmp_path / "killed")
@@ -123,6 +124,12 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, shared_data):
     ref_log = [json.loads(x) for x in (tmp_path / "ref" / "log.jsonl").read_text().splitlines()]
     got_log = [json.loads(x) for x in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
     assert [r["loss"] for r in ref_log] == [r["loss"] for r in got_log]
+    from training.pretrain.checkpoint import load_checkpoint
+    from training.release.provenance import run_provenance
+
+    segments = run_provenance(load_checkpoint(tmp_path / "killed" / "checkpoint.pt"), tmp_path / "killed")["segments"]
+    assert [(s["from_step"], s["to_step"], s["threads"]) for s in segments] == [(0, killed_at, 1), (killed_at, 80, 1)]
+    assert all(s["train_seconds"] > 0 and s["precision"] in ("fp32", "bf16") for s in segments)
 
 
 def test_sigint_saves_and_exits_cleanly(tmp_path, shared_data):

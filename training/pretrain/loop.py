@@ -7,6 +7,7 @@ and hold every RNG state and the data position, so a run killed at any point res
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -186,6 +187,7 @@ class _Run:
     acc: dict[str, float] = field(default_factory=lambda: _new_accumulator())
     env: dict[str, Any] = field(default_factory=dict)  # provenance of the run's start (rank 0), kept across resumes
     train_seconds: float = 0.0        # wall time of training steps, summed over resumes
+    segments: list[dict[str, Any]] = field(default_factory=list)  # one per start or resume (_start_segment)
 
     @property
     def ckpt_path(self) -> Path:
@@ -257,11 +259,13 @@ def _set_up(recipe: Recipe, opts: RunOptions, device: str) -> _Run:
         restore(ckpt, recipe, model, run.optimizer, run.scaler, run.aug_gen, rank)
         run.epoch, run.step_in_epoch, run.global_step = ckpt.epoch, ckpt.step_in_epoch, ckpt.global_step
         run.acc, run.env, run.train_seconds = dict(ckpt.accumulator), ckpt.environment, ckpt.train_seconds
+        run.segments = [dict(s) for s in ckpt.segments]
     elif rank == 0:
         (out / LOG).unlink(missing_ok=True)
     if rank == 0 and not run.env:
         run.env = environment(device, opts.num_threads)
     _compile(run)
+    _start_segment(run)
     run.model_fwd = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     return run
 
@@ -311,6 +315,22 @@ def _compile(run: _Run) -> None:
         run.model.backbone.compile()  # in place: state-dict keys unchanged
 
 
+def _start_segment(run: _Run) -> None:
+    """Record how this start or resume of the run executes (from which step, device, threads, precision,
+    compiled or not, when): the checkpoint keeps one record per segment, and provenance reports them."""
+    from training.runtime.machine import other_runnable_tasks
+
+    on_cpu = run.device == "cpu"
+    run.segments.append({
+        "from_step": run.global_step, "train_seconds_at_start": round(run.train_seconds, 1),
+        "device": run.device, "world_size": run.world,
+        "threads": torch.get_num_threads() if on_cpu else None, "precision": run.opts.precision,
+        "compiled": run.opts.compile == "on",
+        "other_runnable_tasks": other_runnable_tasks(samples=3) if on_cpu and run.rank == 0 else None,
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    })
+
+
 def _save(run: _Run, reason: str) -> None:
     """Checkpoint the run (every process takes part under DDP: the augmentation RNG states are gathered)."""
     aug_states = [run.aug_gen.get_state().cpu()]
@@ -329,7 +349,7 @@ def _save(run: _Run, reason: str) -> None:
         epoch=run.epoch, step_in_epoch=run.step_in_epoch, global_step=run.global_step, accumulator=run.acc,
         rng={"aug": aug_states, "torch": torch.get_rng_state()}, saved_because=reason, world_size=run.world,
         environment=run.env, train_seconds=run.train_seconds, preprocessing=run.preprocessing,
-        init=run.init_record,
+        init=run.init_record, segments=run.segments,
     ).save(run.ckpt_path)
 
 

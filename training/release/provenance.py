@@ -91,6 +91,21 @@ def recipe_as_trained(ckpt: TrainingCheckpoint) -> dict[str, Any]:
     return recipe
 
 
+def run_segments(ckpt: TrainingCheckpoint) -> list[dict[str, Any]]:
+    """How the steps up to the checkpoint ran, one record per start or resume of the run that trained any of
+    them: steps ``from_step`` to ``to_step``, their ``train_seconds``, and device, threads, precision, compiled,
+    the other tasks runnable when the segment started, and when it started. [] for runs from before this was
+    recorded."""
+    segments = [dict(s) for s in ckpt.segments if s.get("from_step", 0) < ckpt.global_step]
+    for seg, nxt in zip(segments, [*segments[1:], None]):
+        seg["to_step"] = nxt["from_step"] if nxt else ckpt.global_step
+        end_seconds = nxt.get("train_seconds_at_start") if nxt else ckpt.train_seconds
+        start_seconds = seg.pop("train_seconds_at_start", None)
+        seg["train_seconds"] = (None if end_seconds is None or start_seconds is None
+                                else round(end_seconds - start_seconds, 1))
+    return segments
+
+
 def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
                    overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Provenance record of a pretraining checkpoint (``overrides`` win, e.g. a hardware note).
@@ -123,6 +138,9 @@ def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
         # before ``auto`` existed record their explicit value, default fp32)
         "precision": options.get("precision", "fp32"),
     }
+    segments = run_segments(ckpt)
+    if segments:
+        record["segments"] = segments
     if options.get("compile") in ("on", "off"):  # how --compile auto resolved (runs before it existed: absent)
         record["compiled"] = options["compile"] == "on"
     if ckpt.init:
