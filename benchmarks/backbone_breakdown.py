@@ -164,7 +164,6 @@ def main() -> None:
         child_onednn(args)
         return
 
-
     from training.bench.record import machine_record, write_result
 
     machine = machine_record()

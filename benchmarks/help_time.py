@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=float, default=1.0, help="seconds a help may take (default: %(default)s)")
     p.add_argument("--out", default="benchmarks/out/help_time.json")
     args = p.parse_args(argv)
+    machine = machine_record()  # the load as the benchmark starts
     todo = commands()
     seconds: dict[str, list[float]] = {label: [] for label in todo}
     for _ in range(args.repeats):
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     slow = [r["command"] for r in rows if r["best_s"] > args.limit]
     result = {"command": "python -m benchmarks.help_time " + " ".join(sys.argv[1:] if argv is None else argv),
               "code_commit": code_commit(),
-              "machine": machine_record(),
+              "machine": machine,
               "timing": f"wall seconds of a fresh process, best and median of {args.repeats} interleaved runs",
               "limit_s": args.limit, "over_limit": slow, "rows": rows}
     write_result(args.out, result)

@@ -186,6 +186,8 @@ def main() -> int:
 
     from training.bench.record import machine_record, write_result
 
+    machine = machine_record(threads=1)  # the load as the benchmark starts
+
     rows = []
     for arch in args.archs:
         for k in (args.ks if arch == "conv4" else args.resnet_ks):
@@ -194,7 +196,7 @@ def main() -> int:
             print(json.dumps({"arch": arch, "k": k, **r["speedup"],
                               "step_share_of_backbone_ceiling": r["step_share_of_backbone_ceiling"]}), flush=True)
     result = {"command": "python -m benchmarks.step_changes " + " ".join(sys.argv[1:]),
-              "machine": machine_record(threads=1),
+              "machine": machine,
               "timing": "CPU seconds of the measuring process, best of reps x rounds; M = 64, fp32",
               "rows": rows}
     write_result(args.out, result)

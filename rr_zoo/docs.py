@@ -138,14 +138,21 @@ def transfer_table(default_only: bool = False, manifest=None) -> str:
             + "\n".join(commands) + "\n\n</details>")
 
 
+def _seed(release) -> int:
+    return int(release.recipe.get("seed") or 0)
+
+
 def seed_groups(entry) -> list[list]:
-    """The entry's releases that differ only in their pretraining seed, in groups of two or more (by seed)."""
-    groups: dict[str, list] = {}
-    for release in entry.releases.values():
-        key = json.dumps({k: v for k, v in release.recipe.items() if k != "seed"}, sort_keys=True)
-        groups.setdefault(key, []).append(release)
-    return [sorted(g, key=lambda r: int(r.recipe.get("seed") or 0)) for g in groups.values()
-            if len({int(r.recipe.get("seed") or 0) for r in g}) > 1]
+    """The entry's releases that differ only in their pretraining seed (same recipe, epochs trained, precision and
+    parent), in groups of two or more, one release per seed (the first by tag), ordered by seed."""
+    groups: dict[str, dict[int, object]] = {}
+    for release in sorted(entry.releases.values(), key=lambda r: r.tag):
+        prov = release.provenance
+        key = json.dumps({"recipe": {k: v for k, v in release.recipe.items() if k != "seed"},
+                          "epochs_trained": prov.get("epochs_trained"), "precision": prov.get("precision"),
+                          "parent": release.parent}, sort_keys=True)
+        groups.setdefault(key, {}).setdefault(_seed(release), release)
+    return [[g[s] for s in sorted(g)] for g in groups.values() if len(g) > 1]
 
 
 SEED_COLUMNS = ("linear", "knn")
@@ -165,20 +172,23 @@ def seeds_table(manifest=None) -> str:
         for group in seed_groups(entry):
             r = group[0].recipe
             spreads = []
+            first = {task: _find(group[0].metrics, task, r["dataset"]) for task in SEED_COLUMNS}
             for release in group:
-                found = [_find(release.metrics, task, r["dataset"]) for task in SEED_COLUMNS]
-                seed = release.recipe.get("seed", 0)
+                found = [_find(release.metrics, task, r["dataset"], like=first[task]) for task in SEED_COLUMNS]
+                seed = _seed(release)
                 name = entry.release_name(release.tag)
                 rows.append(f"| `{entry.name}` | {r['dataset']}, {r['k']}, {r['epochs']} | {seed} "
                             f"| `{name}` | " + " | ".join(map(_fmt, found)) + " |")
                 commands.append(f"- `{name}`: " + "; ".join(
                     [f"pretraining: `{release.provenance['command']}`"]
                     + [f"{task}: `{m['command']}`" for task, m in zip(SEED_COLUMNS, found) if m is not None]))
-            for task in SEED_COLUMNS:
-                values = [m["value"] for m in (_find(rel.metrics, task, r["dataset"]) for rel in group) if m]
-                if len(values) == len(group):
-                    spreads.append((task, max(values) - min(values)))
+            for task in SEED_COLUMNS:  # measured on the same input (side, precision) for every seed
+                found = [_find(rel.metrics, task, r["dataset"], like=first[task]) for rel in group]
+                if all(m is not None and metric_input_key(m) == metric_input_key(first[task]) for m in found):
+                    values = [m["value"] for m in found]
+                    spreads.append((task, round(max(values) - min(values), 2)))
             if not spreads:
+                verdicts.append(f"- `{entry.name}`, {len(group)} seeds: no measurement common to every seed yet.")
                 continue
             agree = all(d <= AGREE_PT for _, d in spreads)
             verdicts.append(f"- `{entry.name}`, {len(group)} seeds: spread (largest minus smallest) "

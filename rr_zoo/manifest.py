@@ -66,7 +66,7 @@ class Release:
     """One immutable set of weights of a zoo entry (see ``docs/manifest.md``).
 
     Attributes:
-        tag: Short, stable name, unique within the architecture: ``<dataset>_e<epochs>_k<K>``
+        tag: Short, stable name, unique within the architecture: ``<dataset>_e<epochs>_k<K>[_seed<N>]``
             (``cifar10_jpeg_e30_k4``); its timm name is ``<arch>_rr.<tag>``.
         files: The weight files.
         recipe: The recipe and data it was trained with (``dataset``, ``split``, ``epochs``, ``k``, ...).
@@ -230,7 +230,7 @@ class ZooEntry:
 # ----------------------------------------------------------------------------- reading
 def release_tag(recipe: dict[str, Any]) -> str:
     """The suggested tag of weights trained with ``recipe``: ``<dataset>_e<epochs>_k<K>`` (``cifar10_jpeg_e30_k4``),
-    with ``_s<seed>`` when the pretraining seed is not 0 (``cifar10_jpeg_e12_k16_s1``).
+    with ``_seed<N>`` when the pretraining seed is not 0 (``cifar10_jpeg_e12_k16_seed1``).
 
     A folder dataset (``folder:PATH``) is named by its folder's name.
     """
@@ -239,7 +239,7 @@ def release_tag(recipe: dict[str, Any]) -> str:
         dataset = Path(dataset.split(":", 1)[1].rstrip("/\\")).name or "folder"
     dataset = re.sub(r"[^a-z0-9]+", "_", dataset.lower()).strip("_") or "data"
     seed = int(recipe.get("seed") or 0)
-    return f"{dataset}_e{int(recipe['epochs'])}_k{int(recipe['k'])}" + (f"_s{seed}" if seed else "")
+    return f"{dataset}_e{int(recipe['epochs'])}_k{int(recipe['k'])}" + (f"_seed{seed}" if seed else "")
 
 
 def _upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:

@@ -94,6 +94,7 @@ def test_finetune_resizes_each_image_once_as_a_batch_would(monkeypatch):
     batch = torch.tensor([4, 0, 6])
     assert torch.equal(resized[pool[batch]], resize_images(images[idx[batch]], 12))
     assert torch.equal(resized_labels[pool[batch]], labels[idx[batch]])
+    assert ft._at_side(images, labels, idx[:0], 12)[0].shape == (0, 3, 12, 12)
 
 
 def test_grain_and_transfer_validate_datasets(run_dir, tmp_path, capsys):
@@ -381,6 +382,7 @@ def test_export_of_an_epoch_end_checkpoint_of_a_longer_run(run_dir, tmp_path):
     again = tmp_path / "again"
     assert training_main(["export", "--checkpoint", str(run / "checkpoint-epoch2.pt"), "--out", str(again)]) == 0
     assert (again / "curves.png").stat().st_size > 5000
+    (run / "curves.png").write_bytes((again / "curves.png").read_bytes())  # the run's own plot: copied when whole
     (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"kind": "epo\n')  # being written
     assert training_main(["export", "--checkpoint", str(run / "checkpoint-epoch2.pt"),
                           "--out", str(tmp_path / "w")]) == 0
@@ -422,3 +424,19 @@ def test_read_log_cuts_at_a_step_and_skips_only_a_half_written_last_line(tmp_pat
     log.write_text(json.dumps(rows[0]) + "\n{oops\n" + json.dumps(rows[1]) + "\n")
     with pytest.raises(RecipeError, match=r"log.jsonl: line 2 is not JSON \('\{oops'\)"):
         read_log(log)
+
+
+def test_segments_of_a_run_resumed_from_one_that_recorded_none():
+    from types import SimpleNamespace
+
+    from training.release.provenance import run_segments
+
+    ckpt = SimpleNamespace(global_step=30, train_seconds=90.0, segments=[
+        {"from_step": 10, "train_seconds_at_start": 40.0, "threads": 2},
+        {"from_step": 25, "train_seconds_at_start": 70.0, "threads": 1},
+        {"from_step": 30, "train_seconds_at_start": 90.0, "threads": 2}])  # started at the checkpoint: no steps
+    segments = run_segments(ckpt)
+    assert [(s["from_step"], s["to_step"], s["train_seconds"], s.get("threads")) for s in segments] == [
+        (0, 10, 40.0, None), (10, 25, 30.0, 2), (25, 30, 20.0, 1)]
+    assert segments[0]["note"].startswith("not recorded")
+    assert run_segments(SimpleNamespace(global_step=5, train_seconds=1.0, segments=[])) == []

@@ -314,11 +314,12 @@ def test_each_metric_says_how_its_images_were_fed(name):
 def test_release_tag_names_a_nonzero_seed():
     recipe = dict(MANIFEST.get("rr_conv4_cifar10").release.recipe)
     assert release_tag({**recipe, "seed": 0}) == "cifar10_jpeg_e12_k16"
-    assert release_tag({**recipe, "seed": 1}) == "cifar10_jpeg_e12_k16_s1"
+    assert release_tag({**recipe, "seed": 1}) == "cifar10_jpeg_e12_k16_seed1"
 
 
-@pytest.mark.parametrize(("second", "verdict"), [(56.0, "within 1 pt"), (54.0, "not within 1 pt")])
-def test_seeds_table_reports_the_spread_of_pretraining_seeds(tmp_path, second, verdict):
+@pytest.mark.parametrize(("delta", "verdict"), [(-0.5, "within 1 pt"), (1.0, "within 1 pt"),
+                                                (-2.5, "not within 1 pt")])
+def test_seeds_table_reports_the_spread_of_pretraining_seeds(tmp_path, delta, verdict):
     from rr_zoo.docs import seeds_table
     from rr_zoo.manifest import add_release
 
@@ -327,21 +328,28 @@ def test_seeds_table_reports_the_spread_of_pretraining_seeds(tmp_path, second, v
     assert seeds_table(read_manifest(path)) == "Every release so far comes from one pretraining seed."
     entry = MANIFEST.get("rr_conv4_cifar10")
     first = {m["task"]: m["value"] for m in entry.metrics if m["task"] in ("linear", "knn") and not m.get("baseline")}
+    second = round(first["linear"] + delta, 2)
     release = _release("d" * 64, [{"task": task, "dataset": "cifar10_jpeg", "value": value, "std": None, "seeds": [0],
                                    "command": f"python -m training evaluate {task}"}
                                   for task, value in (("linear", second), ("knn", first["knn"] + 0.5))])
     release["recipe"]["seed"] = 1
+    same_run = {k: entry.provenance[k] for k in ("epochs_trained", "precision")}
+    release["provenance"].update(same_run)
     tag = release_tag(release["recipe"])
     add_release(entry.name, tag, release, path=path)
     other = _release("e" * 64)  # another recipe: not part of the seed comparison
     other["recipe"] = {**other["recipe"], "epochs": 3, "seed": 2}
+    other["provenance"].update(same_run)
     add_release(entry.name, release_tag(other["recipe"]), other, path=path)
+    shorter = _release("f" * 64)  # same recipe and seed, fewer epochs trained (an earlier checkpoint): left out
+    shorter["recipe"]["seed"] = 3
+    shorter["provenance"].update(same_run, epochs_trained=1)
+    add_release(entry.name, "cifar10_jpeg_early_seed3", shorter, path=path)
     table = seeds_table(read_manifest(path))
     rows = [line for line in table.splitlines() if line.startswith("| `rr_conv4_cifar10`")]
     assert [row.split(" | ")[2:4] for row in rows] == [["0", f"`conv4_rr.{entry.default_release}`"],
                                                        ["1", f"`conv4_rr.{tag}`"]]
     assert rows[1].endswith(f"| {second:.2f} | {first['knn'] + 0.5:.2f} |")
-    spread = abs(second - first["linear"])
-    assert f"spread (largest minus smallest) linear {spread:.2f} pt, knn 0.50 pt: {verdict}." in table
+    assert f"spread (largest minus smallest) linear {abs(delta):.2f} pt, knn 0.50 pt: {verdict}." in table
     assert (f"- `conv4_rr.{tag}`: pretraining: `python -m training pretrain`; "
             "linear: `python -m training evaluate linear`; knn: `python -m training evaluate knn`") in table

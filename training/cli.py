@@ -270,8 +270,8 @@ examples:
                    help="export folder (python -m training export); leave out to add --metrics to a published release")
     p.add_argument("--tag", default=None,
                    help="release tag: lower-case words joined by '_', unique within the architecture (default: "
-                        "<dataset>_e<epochs>_k<K>[_s<seed>] from the folder's recipe, e.g. cifar10_jpeg_e30_k4; "
-                        "_s<seed> for a pretraining seed other than 0)")
+                        "<dataset>_e<epochs>_k<K>[_seed<N>] from the folder's recipe, e.g. cifar10_jpeg_e30_k4; "
+                        "_seed<N> for a pretraining seed other than 0)")
     p.add_argument("--default", action="store_true", dest="make_default",
                    help="make this release the entry's default (the first release of an entry always is)")
     p.add_argument("--bundle", action="store_true",

@@ -1,4 +1,5 @@
-"""Where the commands write by default: every run folder's name, relative to the working directory.
+"""Where the commands write by default: every run folder's name, relative to the working directory; the
+names of a run folder's files, and the one reader of its ``log.jsonl`` (:func:`read_log`).
 
 Imports nothing heavy (the defaults appear in ``--help``).
 """

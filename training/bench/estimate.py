@@ -463,11 +463,10 @@ def main(argv: list[str] | None = None) -> int:
         "import_only": baseline,
         "rows": rows,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{sum(r['within_limits'] for r in rows)}/{len(rows)} within {LIMIT_S:.0f} s and {LIMIT_RSS_MIB:.0f} MiB; "
-          f"written {out}")
+    from training.bench.record import write_result
+
+    write_result(args.out, result)
+    print(f"{sum(r['within_limits'] for r in rows)}/{len(rows)} within {LIMIT_S:.0f} s and {LIMIT_RSS_MIB:.0f} MiB")
     return 0
 
 

@@ -61,7 +61,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from training.bench.estimate import best_seconds
 from training.bench.record import machine_record, write_result
 from training.run_folders import LOG, read_log
-from training.runtime.machine import other_runnable_tasks
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -529,7 +528,6 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
             add_shares(row, peaks)
         meta["machine"]["fp32_flops_per_s"] = {kind: max(p[kind] for p in peaks) for kind in ("matmul", "conv")}
         meta["machine"]["fp32_flops_per_s_measurements"] = peaks
-        meta["machine"]["other_runnable_tasks_at_end"] = other_runnable_tasks()
         for row in rows:
             suffix = "" if dataset == "cifar10" else f"_{dataset}"
             write_result(out_dir / f"original_{row['arch']}_k{row['k']}{suffix}.json", {**meta, "row": row})

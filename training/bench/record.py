@@ -32,12 +32,13 @@ def machine_record(**extra: Any) -> dict[str, Any]:
 def write_result(out: str | Path, result: dict[str, Any], indent: int = 2) -> Path:
     """Write a benchmark's result JSON atomically (its folder made if needed) and say where.
 
-    A ``machine`` record in ``result`` gets ``other_runnable_tasks_at_end``: the load as the benchmark ends.
+    A ``machine`` record in ``result`` gets ``other_runnable_tasks_at_end`` (the load as the benchmark ends), once:
+    several files written from one record share the value.
     """
     from training.runtime.machine import other_runnable_tasks
 
     if isinstance(result.get("machine"), dict):
-        result["machine"]["other_runnable_tasks_at_end"] = other_runnable_tasks()
+        result["machine"].setdefault("other_runnable_tasks_at_end", other_runnable_tasks())
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, json.dumps(result, indent=indent) + "\n")

@@ -74,14 +74,16 @@ def balanced_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.T
 RESIZE_CHUNK = 4096  # images resized at a time (float copies of a chunk, not of the split)
 
 
-def _at_side(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor,
-             side: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _at_side(images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor, side: int | None,
+             device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(images, labels, positions) to draw batches from: the split as it is when its images have the
-    evaluation side, else the ``idx`` images resized once (in chunks) with their labels and positions 0..n-1."""
+    evaluation side, else the ``idx`` images resized once (in chunks, on ``device``, kept on the CPU) with their
+    labels and positions 0..n-1."""
     if side is None or tuple(images.shape[-2:]) == (side, side):
         return images, labels, idx
-    resized = torch.cat([resize_images(images[idx[s:s + RESIZE_CHUNK]], side)
-                         for s in range(0, len(idx), RESIZE_CHUNK)])
+    resized = torch.cat([resize_images(images[idx[s:s + RESIZE_CHUNK]].to(device), side).cpu()
+                         for s in range(0, len(idx), RESIZE_CHUNK)]
+                        or [images.new_empty((0, images.shape[1], side, side))])
     return resized, labels[idx], torch.arange(len(idx))
 
 
@@ -117,8 +119,8 @@ def finetune_model(backbone: FeatureSource, spec: EvalSpec, train_idx: torch.Ten
     layout = torch.channels_last if spec.precision == "bf16" else torch.contiguous_format  # fp32: reference path
     model.to(memory_format=layout)
 
-    train_images, train_labels, pool = _at_side(train.images, labels, idx, side)
-    test_images, test_labels, test_pool = _at_side(test.images, test.labels, test_idx, side)
+    train_images, train_labels, pool = _at_side(train.images, labels, idx, side, spec.device)
+    test_images, test_labels, test_pool = _at_side(test.images, test.labels, test_idx, side, spec.device)
 
     def batch_of(images: torch.Tensor) -> torch.Tensor:
         x = normalize(images.to(spec.device), backbone.mean, backbone.std)

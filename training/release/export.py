@@ -184,10 +184,13 @@ def _run_logs(run_dir: Path, global_step: int) -> dict[str, bytes]:
     log = run_dir / LOG
     if not log.is_file():  # no log to cut: the run's plot as it is, if any
         return {CURVES_PNG: (run_dir / CURVES_PNG).read_bytes()} if (run_dir / CURVES_PNG).is_file() else {}
+    text = log.read_bytes()
     rows = read_log(log)
-    kept = read_log(log, up_to_step=global_step)
-    if kept == rows and (run_dir / CURVES_PNG).is_file():
-        return {LOG: log.read_bytes(), CURVES_PNG: (run_dir / CURVES_PNG).read_bytes()}
+    kept = [row for row in rows if row.get("global_step", 0) <= global_step]
+    lines = sum(1 for line in text.splitlines() if line.strip())
+    whole = len(kept) == len(rows) == lines  # every row kept, and no half-written last line left out
+    if whole and (run_dir / CURVES_PNG).is_file():
+        return {LOG: text, CURVES_PNG: (run_dir / CURVES_PNG).read_bytes()}
     from training.pretrain.loop import plot_training_curves
 
     files = {LOG: "".join(json.dumps(row) + "\n" for row in kept).encode()}

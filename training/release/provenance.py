@@ -95,8 +95,11 @@ def run_segments(ckpt: TrainingCheckpoint) -> list[dict[str, Any]]:
     """How the steps up to the checkpoint ran, one record per start or resume of the run that trained any of
     them: steps ``from_step`` to ``to_step``, their ``train_seconds``, and device, threads, precision, compiled,
     the other tasks runnable when the segment started, and when it started. [] for runs from before this was
-    recorded."""
+    recorded; a run resumed by this code from one that recorded none gets a first segment that says so."""
     segments = [dict(s) for s in ckpt.segments if s.get("from_step", 0) < ckpt.global_step]
+    if segments and segments[0]["from_step"] > 0:  # resumed by this code from a run that recorded none
+        segments.insert(0, {"from_step": 0, "train_seconds_at_start": 0.0,
+                            "note": "not recorded (trained by code from before segments were recorded)"})
     for seg, nxt in zip(segments, [*segments[1:], None]):
         seg["to_step"] = nxt["from_step"] if nxt else ckpt.global_step
         end_seconds = nxt.get("train_seconds_at_start") if nxt else ckpt.train_seconds
@@ -116,7 +119,8 @@ def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
         overrides: Fields to set explicitly.
 
     Returns:
-        Dict with command, code_commit, versions, hardware, wall_time_s, date, recipe, epochs_trained (a
+        Dict with command, code_commit, versions, hardware, wall_time_s, date, recipe, precision, compiled
+        (when every part of the run agrees), segments (how each start or resume ran), epochs_trained (a
         checkpoint from an epoch end of a longer run records ``--epochs`` as the epochs done); for a
         run started with ``--init`` also ``init`` (what it started from, its sha256, its epochs and its own
         provenance, nested) and ``epochs_added``, with ``epochs_trained`` counting the source's epochs too.
@@ -141,8 +145,12 @@ def run_provenance(ckpt: TrainingCheckpoint, run_dir: Path,
     segments = run_segments(ckpt)
     if segments:
         record["segments"] = segments
-    if options.get("compile") in ("on", "off"):  # how --compile auto resolved (runs before it existed: absent)
+    compiled = {s["compiled"] for s in segments if "compiled" in s}
+    if segments and len(compiled) == 1 and all("compiled" in s for s in segments):
+        record["compiled"] = compiled.pop()  # every segment ran so
+    elif not segments and options.get("compile") in ("on", "off"):  # how --compile auto resolved at the last start
         record["compiled"] = options["compile"] == "on"
+    # mixed or partly unrecorded: left out, the segments say
     if ckpt.init:
         prior = ckpt.init.get("epochs")
         record.update(init=ckpt.init, epochs_added=ckpt.epoch,

@@ -91,7 +91,7 @@ def publish(folder: str | Path, tag: str | None = None, repo_id: str | None = No
 
     Args:
         folder: Folder written by ``python -m training export``.
-        tag: Release tag; default ``<dataset>_e<epochs>_k<K>`` from the folder's recipe.
+        tag: Release tag; default ``<dataset>_e<epochs>_k<K>[_seed<N>]`` from the folder's recipe.
         repo_id: Hub repo (``org/name``) to upload to; None skips the upload.
         bundle: Copy the weight files into the package (``rr_zoo/_weights/<entry>/<tag>/``).
         make_default: Make the release the entry's default (the first release of an entry always is).

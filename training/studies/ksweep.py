@@ -19,7 +19,7 @@ from typing import Any
 from training.evaluate.protocols import LINEAR_EPOCHS
 from training.pretrain.checkpoint import atomic_write_text, load_checkpoint
 from training.pretrain.recipes import Recipe, RecipeError, RunOptions
-from training.run_folders import CHECKPOINT, LOG
+from training.run_folders import CHECKPOINT, LOG, read_log
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def run_k_sweep(recipe: Recipe, opts: RunOptions, ks: list[int], views_budget: i
                             seed=seed, epochs=eval_epochs, device=opts.device, max_train=eval_max_train,
                             max_test=eval_max_test)
             values.append(run_protocol("linear", backbone, spec)["value"])
-        last = json.loads((run_dir / LOG).read_text().splitlines()[-1])
+        last = read_log(run_dir / LOG)[-1]
         rows.append({"k": k, "epochs": plan.epochs, "steps_per_epoch": plan.steps_per_epoch,
                      "views": plan.views(recipe.batch_size), "linear": statistics.mean(values),
                      "linear_std": statistics.stdev(values) if len(values) > 1 else None,
