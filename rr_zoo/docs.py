@@ -144,11 +144,14 @@ def _seed(release) -> int:
 
 def seed_groups(entry) -> list[list]:
     """The entry's releases that differ only in their pretraining seed (same recipe, epochs trained, precision and
-    parent), in groups of two or more, one release per seed (the first by tag), ordered by seed."""
+    parent; fields recorded by some releases and not others, the recipe's ``entry`` and its unset (None) options,
+    do not count), in
+    groups of two or more, one release per seed (the first by tag), ordered by seed."""
     groups: dict[str, dict[int, object]] = {}
     for release in sorted(entry.releases.values(), key=lambda r: r.tag):
         prov = release.provenance
-        key = json.dumps({"recipe": {k: v for k, v in release.recipe.items() if k != "seed"},
+        key = json.dumps({"recipe": {k: v for k, v in release.recipe.items()
+                                     if k not in ("seed", "entry") and v is not None},
                           "epochs_trained": prov.get("epochs_trained"), "precision": prov.get("precision"),
                           "parent": release.parent}, sort_keys=True)
         groups.setdefault(key, {}).setdefault(_seed(release), release)
@@ -156,6 +159,7 @@ def seed_groups(entry) -> list[list]:
 
 
 SEED_COLUMNS = ("linear", "knn")
+SEED_NAMES = {"linear": "linear", "knn": "kNN"}
 
 
 def seeds_table(manifest=None) -> str:
@@ -165,8 +169,9 @@ def seeds_table(manifest=None) -> str:
     Args:
         manifest: The :class:`~rr_zoo.manifest.Manifest` to read (default: the package's).
     """
-    rows = ["| entry | recipe (data, K, epochs) | pretraining seed | release (timm name) | linear | kNN |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| entry | recipe (data, K, epochs) | pretraining seed | release (timm name) | code commit | linear "
+            "| kNN |",
+            "|---|---|---|---|---|---|---|"]
     verdicts, commands = [], []
     for entry in sorted((manifest or load_manifest()).entries.values(), key=lambda e: e.name):
         for group in seed_groups(entry):
@@ -177,8 +182,9 @@ def seeds_table(manifest=None) -> str:
                 found = [_find(release.metrics, task, r["dataset"], like=first[task]) for task in SEED_COLUMNS]
                 seed = _seed(release)
                 name = entry.release_name(release.tag)
+                commit = (release.provenance.get("code_commit") or "–")[:7]
                 rows.append(f"| `{entry.name}` | {r['dataset']}, {r['k']}, {r['epochs']} | {seed} "
-                            f"| `{name}` | " + " | ".join(map(_fmt, found)) + " |")
+                            f"| `{name}` | {commit} | " + " | ".join(map(_fmt, found)) + " |")
                 commands.append(f"- `{name}`: " + "; ".join(
                     [f"pretraining: `{release.provenance['command']}`"]
                     + [f"{task}: `{m['command']}`" for task, m in zip(SEED_COLUMNS, found) if m is not None]))
@@ -192,7 +198,7 @@ def seeds_table(manifest=None) -> str:
                 continue
             agree = all(d <= AGREE_PT for _, d in spreads)
             verdicts.append(f"- `{entry.name}`, {len(group)} seeds: spread (largest minus smallest) "
-                            + ", ".join(f"{t} {d:.2f} pt" for t, d in spreads)
+                            + ", ".join(f"{SEED_NAMES[t]} {d:.2f} pt" for t, d in spreads)
                             + f": {'within' if agree else 'not within'} {AGREE_PT:g} pt.")
     if len(rows) == 2:
         return "Every release so far comes from one pretraining seed."
