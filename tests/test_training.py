@@ -129,7 +129,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, shared_data):
 
     segments = run_provenance(load_checkpoint(tmp_path / "killed" / "checkpoint.pt"), tmp_path / "killed")["segments"]
     assert [(s["from_step"], s["to_step"], s["threads"]) for s in segments] == [(0, killed_at, 1), (killed_at, 80, 1)]
-    assert all(s["train_seconds"] > 0 and s["precision"] in ("fp32", "bf16") for s in segments)
+    assert all(s["train_seconds"] > 0 and s["precision"] in ("fp32", "bf16") and s["code_commit"] for s in segments)
 
 
 def test_sigint_saves_and_exits_cleanly(tmp_path, shared_data):

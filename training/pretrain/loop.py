@@ -29,7 +29,7 @@ from training.pretrain.augment import make_views
 from training.pretrain.checkpoint import TrainingCheckpoint, atomic_write_text, load_checkpoint
 from training.pretrain.inputs import augment_config, data_request
 from training.pretrain.recipes import Recipe, RecipeError, RunOptions, evaluation_split
-from training.release.provenance import environment
+from training.release.provenance import code_commit, environment
 from training.run_folders import CHECKPOINT, CURVES_PNG, EPOCH_CHECKPOINT, LOG, SUMMARY, read_log
 from training.runtime.allocator import keep_freed_memory
 from training.runtime.compile import resolve_compile
@@ -317,7 +317,8 @@ def _compile(run: _Run) -> None:
 
 def _start_segment(run: _Run) -> None:
     """Record how this start or resume of the run executes (from which step, device, threads, precision,
-    compiled or not, when): the checkpoint keeps one record per segment, and provenance reports them."""
+    compiled or not, the code commit, when): the checkpoint keeps one record per segment, and provenance
+    reports them."""
     from training.runtime.machine import other_runnable_tasks
 
     on_cpu = run.device == "cpu"
@@ -325,7 +326,7 @@ def _start_segment(run: _Run) -> None:
         "from_step": run.global_step, "train_seconds_at_start": round(run.train_seconds, 1),
         "device": run.device, "world_size": run.world,
         "threads": torch.get_num_threads() if on_cpu else None, "precision": run.opts.precision,
-        "compiled": run.opts.compile == "on",
+        "compiled": run.opts.compile == "on", "code_commit": code_commit() if run.rank == 0 else None,
         "other_runnable_tasks": other_runnable_tasks(samples=3) if on_cpu and run.rank == 0 else None,
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     })
