@@ -411,9 +411,8 @@ def test_keep_epochs_then_publish_an_earlier_epoch(tmp_path, shared_data):
 
 
 def test_read_log_cuts_at_a_step_and_skips_only_a_half_written_last_line(tmp_path):
-    from training.pretrain.recipes import RecipeError
     from training.release.provenance import wall_time_s
-    from training.run_folders import read_log
+    from training.run_folders import RunLogError, read_log
 
     rows = [{"kind": "epoch", "epoch": e, "global_step": 10 * e, "seconds": 100.0 * e} for e in (1, 2, 3)]
     log = tmp_path / "log.jsonl"
@@ -422,7 +421,7 @@ def test_read_log_cuts_at_a_step_and_skips_only_a_half_written_last_line(tmp_pat
     assert read_log(log) == rows and read_log(log, up_to_step=20) == rows[:2]
     assert wall_time_s(log) == 600.0 and wall_time_s(log, up_to_step=20) == 300.0
     log.write_text(json.dumps(rows[0]) + "\n{oops\n" + json.dumps(rows[1]) + "\n")
-    with pytest.raises(RecipeError, match=r"log.jsonl: line 2 is not JSON \('\{oops'\)"):
+    with pytest.raises(RunLogError, match=r"log.jsonl: line 2 is not JSON \('\{oops'\)"):
         read_log(log)
 
 

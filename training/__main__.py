@@ -34,8 +34,10 @@ def user_errors() -> tuple[type[Exception], ...]:
     from training.data import DatasetError, DatasetNotFoundError
     from training.pretrain.checkpoint import CheckpointError
     from training.pretrain.recipes import RecipeError
+    from training.run_folders import RunLogError
 
-    return RecipeError, RRZooError, CheckpointError, DatasetNotFoundError, DatasetError, FileNotFoundError
+    return (RecipeError, RRZooError, CheckpointError, DatasetNotFoundError, DatasetError, RunLogError,
+            FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,10 @@ CURVES_PNG = "curves.png"
 SUMMARY = "summary.json"
 
 
+class RunLogError(ValueError):
+    """A run's ``log.jsonl`` that cannot be read (a line other than the last is not JSON)."""
+
+
 def read_log(path: str | Path, up_to_step: int | None = None) -> list[dict[str, Any]]:
     """The rows of a run's ``log.jsonl``, the one reader of that file.
 
@@ -51,7 +55,7 @@ def read_log(path: str | Path, up_to_step: int | None = None) -> list[dict[str, 
         The rows, in order ([] when the file does not exist).
 
     Raises:
-        RecipeError: a line other than the last is not JSON.
+        RunLogError: a line other than the last is not JSON.
     """
     path = Path(path)
     if not path.is_file():
@@ -64,9 +68,7 @@ def read_log(path: str | Path, up_to_step: int | None = None) -> list[dict[str, 
         except json.JSONDecodeError:
             if i == len(lines) - 1:
                 continue
-            from training.pretrain.recipes import RecipeError
-
-            raise RecipeError(f"{path}: line {i + 1} is not JSON ({line[:60]!r}); is this a pretraining "
+            raise RunLogError(f"{path}: line {i + 1} is not JSON ({line[:60]!r}); is this a pretraining "
                               f"{LOG}?") from None
         if up_to_step is None or row.get("global_step", 0) <= up_to_step:
             rows.append(row)
