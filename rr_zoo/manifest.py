@@ -445,11 +445,23 @@ def _same_metric(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a.get(k) == b.get(k) for k in ("value", "std", "command", "seeds"))
 
 
+def _check_metric_input(where: str, metric: dict[str, Any]) -> None:
+    """A metric's ``input`` record agrees with its command's ``--precision`` (written by the same evaluation)."""
+    said = re.search(r"--precision\s+(\w+)", metric.get("command", ""))
+    recorded = (metric.get("input") or {}).get("precision", "fp32")
+    if (said.group(1) if said else "fp32") != recorded:
+        raise ManifestError(
+            f"{where}: {_metric_label(metric)} has command `{metric.get('command')}` but records images fed in "
+            f"{recorded}; its result file was written by other code: run the command again and publish its JSON")
+
+
 def _merge_metrics(where: str, have: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``have`` plus those of ``new`` it does not measure yet; a different value for a measured one is refused."""
+    """``have`` plus those of ``new`` it does not measure yet; a different value for a measured one is refused, and
+    so is a new one whose ``input`` record disagrees with its command."""
     merged = list(have)
     index = {_metric_key(m): m for m in have}
     for metric in new:
+        _check_metric_input(where, metric)
         old = index.get(_metric_key(metric))
         if old is None:
             merged.append(metric)

@@ -357,3 +357,19 @@ def test_seeds_table_reports_the_spread_of_pretraining_seeds(tmp_path, delta, ve
     assert f"spread (largest minus smallest) linear {abs(delta):.2f} pt, kNN 0.50 pt: {verdict}." in table
     assert (f"- `conv4_rr.{tag}`: pretraining: `python -m training pretrain`; "
             "linear: `python -m training evaluate linear`; knn: `python -m training evaluate knn`") in table
+
+
+def test_a_metric_whose_input_record_disagrees_with_its_command_is_refused(tmp_path):
+    from rr_zoo.manifest import add_metrics
+
+    path = tmp_path / "manifest.json"
+    path.write_text(MANIFEST_PATH.read_text())
+    entry = MANIFEST.get("rr_conv4_cifar10")
+    metric = {"task": "knn", "dataset": "fashionmnist", "value": 50.0, "std": None, "seeds": [0],
+              "command": "python -m training evaluate knn --entry x --dataset fashionmnist --precision bf16"}
+    with pytest.raises(rr_zoo.ManifestError, match="records images fed in fp32; its result file was written by "
+                                                   "other code: run the command again"):
+        add_metrics(entry.name, entry.default_release, [metric], path=path)
+    fed = {"dataset_side": 28, "side": 32, "resize": "28x28 -> 32x32", "precision": "bf16"}
+    added = add_metrics(entry.name, entry.default_release, [{**metric, "input": fed}], path=path)
+    assert added.metrics[-1]["value"] == 50.0
