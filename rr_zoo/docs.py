@@ -145,8 +145,7 @@ def _seed(release) -> int:
 def seed_groups(entry) -> list[list]:
     """The entry's releases that differ only in their pretraining seed (same recipe, epochs trained, precision and
     parent; fields recorded by some releases and not others, the recipe's ``entry`` and its unset (None) options,
-    do not count), in
-    groups of two or more, one release per seed (the first by tag), ordered by seed."""
+    do not count), in groups of two or more, one release per seed (the first by tag), ordered by seed."""
     groups: dict[str, dict[int, object]] = {}
     for release in sorted(entry.releases.values(), key=lambda r: r.tag):
         prov = release.provenance
@@ -178,8 +177,9 @@ def seeds_table(manifest=None) -> str:
             r = group[0].recipe
             spreads = []
             first = {task: _find(group[0].metrics, task, r["dataset"]) for task in SEED_COLUMNS}
-            for release in group:
-                found = [_find(release.metrics, task, r["dataset"], like=first[task]) for task in SEED_COLUMNS]
+            per_release = [[_find(rel.metrics, task, r["dataset"], like=first[task]) for task in SEED_COLUMNS]
+                           for rel in group]
+            for release, found in zip(group, per_release):
                 seed = _seed(release)
                 name = entry.release_name(release.tag)
                 commit = (release.provenance.get("code_commit") or "–")[:7]
@@ -188,8 +188,8 @@ def seeds_table(manifest=None) -> str:
                 commands.append(f"- `{name}`: " + "; ".join(
                     [f"pretraining: `{release.provenance['command']}`"]
                     + [f"{task}: `{m['command']}`" for task, m in zip(SEED_COLUMNS, found) if m is not None]))
-            for task in SEED_COLUMNS:  # measured on the same input (side, precision) for every seed
-                found = [_find(rel.metrics, task, r["dataset"], like=first[task]) for rel in group]
+            for i, task in enumerate(SEED_COLUMNS):  # measured on the same input (side, precision) for every seed
+                found = [metrics[i] for metrics in per_release]
                 if all(m is not None and metric_input_key(m) == metric_input_key(first[task]) for m in found):
                     values = [m["value"] for m in found]
                     spreads.append((task, round(max(values) - min(values), 2)))

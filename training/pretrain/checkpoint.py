@@ -54,7 +54,7 @@ class TrainingCheckpoint:
     train_seconds: float = 0.0              # wall time of training steps, summed over resumes
     preprocessing: dict[str, Any] | None = None  # {"input_size", "mean", "std"} the weights were trained with
     init: dict[str, Any] | None = None      # what `pretrain --init` started from (pretrain.init; None: random init)
-    segments: list[dict[str, Any]] = field(default_factory=list)  # one per start or resume of the run (RunSegment)
+    segments: list[dict[str, Any]] = field(default_factory=list)  # per start or resume (loop._start_segment)
 
     @property
     def resumable(self) -> bool:
