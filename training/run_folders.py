@@ -60,7 +60,24 @@ def read_log(path: str | Path, up_to_step: int | None = None) -> list[dict[str, 
     path = Path(path)
     if not path.is_file():
         return []
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    return parse_log(path.read_text(), path, up_to_step)
+
+
+def parse_log(text: str, source: str | Path, up_to_step: int | None = None) -> list[dict[str, Any]]:
+    """The rows of a ``log.jsonl`` already read into ``text`` (:func:`read_log` for a file).
+
+    Args:
+        text: The file's contents.
+        source: The file the text came from, for the error message.
+        up_to_step: Keep only rows logged at or before this ``global_step``.
+
+    Returns:
+        The rows, in order; a half-written last line is left out.
+
+    Raises:
+        RunLogError: a line other than the last is not JSON.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
     rows = []
     for i, line in enumerate(lines):
         try:
@@ -68,7 +85,7 @@ def read_log(path: str | Path, up_to_step: int | None = None) -> list[dict[str, 
         except json.JSONDecodeError:
             if i == len(lines) - 1:
                 continue
-            raise RunLogError(f"{path}: line {i + 1} is not JSON ({line[:60]!r}); is this a pretraining "
+            raise RunLogError(f"{source}: line {i + 1} is not JSON ({line[:60]!r}); is this a pretraining "
                               f"{LOG}?") from None
         if up_to_step is None or row.get("global_step", 0) <= up_to_step:
             rows.append(row)

@@ -13,7 +13,7 @@ from rr_zoo.manifest import ZooEntry, load_manifest
 from training.pretrain.checkpoint import TrainingCheckpoint, load_checkpoint
 from training.release.model_card import model_card, weights_tag
 from training.release.provenance import recipe_as_trained, run_provenance
-from training.run_folders import CURVES_PNG, LOG, read_log
+from training.run_folders import CURVES_PNG, LOG, parse_log
 
 _ABSOLUTE_PATH = re.compile(r"(?:^|(?<=[\s'\"=])|(?<=folder:))/[^\s'\"]*")
 
@@ -185,7 +185,7 @@ def _run_logs(run_dir: Path, global_step: int) -> dict[str, bytes]:
     if not log.is_file():  # no log to cut: the run's plot as it is, if any
         return {CURVES_PNG: (run_dir / CURVES_PNG).read_bytes()} if (run_dir / CURVES_PNG).is_file() else {}
     text = log.read_bytes()
-    rows = read_log(log)
+    rows = parse_log(text.decode(), log)
     kept = [row for row in rows if row.get("global_step", 0) <= global_step]
     lines = sum(1 for line in text.splitlines() if line.strip())
     whole = len(kept) == len(rows) == lines  # every row kept, and no half-written last line left out
