@@ -226,3 +226,20 @@ def test_cli_rejects_a_folder_that_is_not_the_original(tmp_path, capsys):
 
     assert main(["benchmark", "--original-repo", str(tmp_path), "--out", str(tmp_path / "o.json")]) == 2
     assert "not a clone of mpatacchiola" in capsys.readouterr().err
+
+
+def test_backbone_ceiling_times_consecutive_calls_like_a_timed_epoch(monkeypatch):
+    """The ceiling is total views over total seconds of ``steps`` calls after one untimed call (the estimator of
+    our timed epoch), not the fastest single call."""
+    import time
+
+    import training.bench.original as original
+
+    durations = iter([0.5, 0.1, 0.2, 0.3])  # untimed call, then three timed ones
+
+    def fake_step(*args, **kwargs):
+        return lambda: time.sleep(next(durations))
+
+    monkeypatch.setattr(original, "ceiling_step", fake_step)
+    views_per_s = original.backbone_ceiling("resnet8", 60, "fp32", True, steps=3)
+    assert 60 * 3 / 0.6 * 0.85 < views_per_s <= 60 * 3 / 0.6  # 300 views/s; the fastest call alone would say 600

@@ -23,8 +23,9 @@ measured views/s (original: ceil(N/M) batches, last one partial; ours: floor(N/M
 Precision and ceiling: the original trains in fp32 only; ours runs in fp32 (``ours``) and, where
 ``--precision auto`` resolves to bf16 on this CPU, once more as a user gets it by default (``ours_default``).
 Every repeat also times, in a fresh subprocess, the backbone's forward + backward alone on the same K·M
-views (no augmentation, head, loss or optimiser) in each precision and memory format; each of our steps is
-reported as a share of that ceiling for its precision in ``channels_last`` (the layout ``pretrain`` uses).
+views (no augmentation, head, loss or optimiser) in each precision and memory format, timed like our timed
+epoch (``steps`` consecutive calls after an untimed one; best of the repeats); each of our steps is reported
+as a share of that ceiling for its precision in ``channels_last`` (the layout ``pretrain`` uses).
 
 FLOP share: FLOPs per step of each side's own forward + backward, counted by
 ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matmuls; not BatchNorm, elementwise,
@@ -68,6 +69,7 @@ FLOP_M, FLOP_KS = 4, (2, 3)
 
 # the script that runs the original's train_unsupervised.py (with the clone on its sys.path)
 DRIVER = Path(__file__).resolve().with_name("original_driver.py")
+CEILING_FULL_EPOCH_STEPS = 10  # ceiling calls timed when the benchmark times full epochs (--steps 0)
 
 
 # ----------------------------------------------------------------------------- data
@@ -240,13 +242,19 @@ def ceiling_step(arch: str, views: int, precision: str, channels_last: bool, siz
     return step
 
 
-def backbone_ceiling(arch: str, views: int, precision: str, channels_last: bool, repeats: int = 3,
+def backbone_ceiling(arch: str, views: int, precision: str, channels_last: bool, steps: int = 3,
                      size: int = 32, compiled: bool = False) -> float:
     """Views/s of :func:`ceiling_step` (the backbone's forward + backward alone): a step's ceiling.
 
-    Best of ``repeats`` after a warm-up, on the current thread count.
+    Timed as our timed epoch is: ``steps`` consecutive calls after an untimed one, total views over total
+    seconds (not the fastest single call, which a noisy machine biases upward). On the current thread count.
     """
-    return views / best_seconds(ceiling_step(arch, views, precision, channels_last, size, compiled), repeats)
+    step = ceiling_step(arch, views, precision, channels_last, size, compiled)
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return views * steps / (time.perf_counter() - t0)
 
 
 def ceiling_variants(arch: str) -> list[tuple[str, bool, bool]]:
@@ -335,11 +343,13 @@ class Harness:
                 "views": timed["images"] * k, "dataset_size": res["dataset_size"], "threads": res["threads"],
                 "peak_rss_mib": rss, "process_wall_s": wall, "process_cpu_per_wall": cpu}
 
-    def ceiling(self, arch: str, k: int, m: int) -> dict[str, float]:
-        """Backbone-only views/s on K·M views per ``"<precision> <layout>"`` (one fresh subprocess)."""
+    def ceiling(self, arch: str, k: int, m: int, steps: int) -> dict[str, float]:
+        """Backbone-only views/s on K·M views per ``"<precision> <layout>"`` over ``steps`` consecutive
+        calls, as our timed epoch (one fresh subprocess)."""
         run = self._next(f"ceiling_{arch}_k{k}")
         _run([self.python, "-m", "training.bench.original", "ceiling", arch, str(k * m), str(self.threads),
-              str(run / "result.json"), str(self.dataset.size)], PROJECT_ROOT, _env(self.threads), run / "log.txt")
+              str(run / "result.json"), str(self.dataset.size), str(steps or CEILING_FULL_EPOCH_STEPS)],
+             PROJECT_ROOT, _env(self.threads), run / "log.txt")
         return json.loads((run / "result.json").read_text())
 
     def ours(self, arch: str, k: int, m: int, steps: int, precision: str = "fp32") -> dict[str, Any]:
@@ -424,7 +434,7 @@ def bench_config(h: Harness, arch: str, k: int, m: int, steps: int, repeats: int
             print(f"  {arch} K={k} repeat {rep + 1}/{repeats} {side}: {r['views_per_s']:.0f} views/s, "
                   f"{r['steps']} timed steps, peak RSS {r['peak_rss_mib']:.0f} MiB, "
                   f"CPU/wall {r['process_cpu_per_wall']:.2f}", flush=True)
-        ceilings.append(h.ceiling(arch, k, m))
+        ceilings.append(h.ceiling(arch, k, m, steps))
         print(f"  {arch} K={k} repeat {rep + 1}/{repeats} backbone alone: "
               + ", ".join(f"{name} {v:.0f}" for name, v in ceilings[-1].items()) + " views/s", flush=True)
         peaks.append(measure_peaks(matmul_n))
@@ -514,7 +524,9 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
                 "import_torch_torchvision_rss_mib": baseline_rss,  # what both sides pay before any work
                 "timing": (f"each run: warm-up epoch + timed epoch of {steps} steps (M={m}); best of {repeats}, "
                            "interleaved" if steps else f"each run: warm-up epoch + timed full epoch; best of "
-                           f"{repeats}, interleaved"),
+                           f"{repeats}, interleaved") + (
+                    f"; backbone alone: one untimed call + {steps or CEILING_FULL_EPOCH_STEPS} timed consecutive "
+                    f"calls, best of {repeats}"),
                 "machine": machine_record()}
         print(f"fp32, {threads} thread(s): matmul {peaks[0]['matmul'] / 1e9:.1f} GFLOP/s, conv "
               f"{peaks[0]['conv'] / 1e9:.1f} GFLOP/s; `import torch, torchvision` alone peaks at "
@@ -589,11 +601,12 @@ def run_from_args(args) -> int:
 
 
 def _ceiling_child(argv: list[str]) -> int:
-    """``python -m training.bench.original ceiling ARCH VIEWS THREADS OUT [SIZE]``: the ceiling subprocess."""
+    """``python -m training.bench.original ceiling ARCH VIEWS THREADS OUT [SIZE [STEPS]]``: the ceiling subprocess."""
     arch, views, threads, out = argv[0], int(argv[1]), int(argv[2]), Path(argv[3])
     size = int(argv[4]) if len(argv) > 4 else 32
+    steps = int(argv[5]) if len(argv) > 5 else 3
     torch.set_num_threads(threads)
-    result = {variant_name(p, cl, c): backbone_ceiling(arch, views, p, cl, size=size, compiled=c)
+    result = {variant_name(p, cl, c): backbone_ceiling(arch, views, p, cl, steps=steps, size=size, compiled=c)
               for p, cl, c in ceiling_variants(arch)}
     out.write_text(json.dumps(result))
     return 0
