@@ -54,6 +54,8 @@ from training.pretrain.recipes import Recipe, RecipeError, RunOptions
 GPU_ASSUMED_TFLOPS = 150.0
 COUNT_M, COUNT_KS = 2, (2, 3)     # images, views per image of the two FLOP counts
 BACKBONE_TIMED_FLOPS = 2e10       # size of the timed backbone batch: about this many FLOPs ...
+BACKBONE_WARMUP_CALLS = 3         # untimed calls first: oneDNN's first calls on a shape run ~1.4x slow
+BACKBONE_TIMED_CALLS = 3          # then the fastest of this many
 MAX_TIMED_VIEWS = 256             # ... and at most this many views
 AUGMENT_TIMED_VIEWS = 128         # about this many views in the timed augmentation
 HEAD_TIMED_PAIRS = 8_192          # about this many pairs in the timed relation-head batch
@@ -135,9 +137,10 @@ def step_flops(recipe: Recipe, in_chans: int, image_size: int, grad_checkpointin
     return StepFlops(per_view, per_pair, device)
 
 
-def best_seconds(fn, repeats: int = 2) -> float:
-    """Fastest of ``repeats`` timed calls, after one untimed warm-up call."""
-    fn()
+def best_seconds(fn, repeats: int = 2, warmup: int = 1) -> float:
+    """Fastest of ``repeats`` timed calls, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
     best = math.inf
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -214,7 +217,7 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
     # every weight gradient is computed in full, then dropped as soon as it is accumulated: the timing is
     # that of the real backward, without holding a second copy of the model (85 MB for ResNet-34)
     hooks = [p.register_post_accumulate_grad_hook(_drop_grad) for p in model.backbone.parameters()]
-    t_backbone = best_seconds(backbone_step) / n_bb
+    t_backbone = best_seconds(backbone_step, repeats=BACKBONE_TIMED_CALLS, warmup=BACKBONE_WARMUP_CALLS) / n_bb
     for hook in hooks:
         hook.remove()
 
