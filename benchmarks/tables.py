@@ -142,15 +142,50 @@ def dry_run(paths: list[str]) -> str:
     return markdown_table(_load(paths[0]))
 
 
+def step_share(paths: list[str]) -> str:
+    """Our step against the backbone alone, interleaved in one process (``benchmarks/step_share.py``)."""
+    r = _load(paths[0])
+    lines = ["| entry | K × M | views | precision | step views/s | backbone alone views/s | step / backbone alone |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| `{r['entry']}` | {x['k']} × {x['m']} | {x['image_size']}×{x['image_size']} | {x['precision']} | "
+              f"{x['median_views_per_s']['step']:,.0f} | {x['median_views_per_s']['backbone']:,.0f} | "
+              f"{100 * x['share']:.0f} % |" for x in r["rows"]]
+    busy = ", ".join("–" if b is None else f"{b:.1f}" for b in (r["machine"].get("other_runnable_tasks"),
+                                                             r["machine"].get("other_runnable_tasks_at_end")))
+    lines += ["", f"`{r['command']}` — {_machine(r['machine'], r['threads'])}; medians of {r['reps']} alternating "
+              f"calls each; code commit {_commit(r['code_commit'])}; other runnable tasks before / after: {busy}; "
+              f"raw: `{paths[0]}`"]
+    return "\n".join(lines)
+
+
+def dry_run_check(paths: list[str]) -> str:
+    """Dry-run estimates against the real step (``benchmarks/dry_run_check.py``)."""
+    r = _load(paths[0])
+    lines = ["| entry | recipe | threads | estimated s/step | measured s/step | measured / estimate |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| `{x['entry']}` | `{x['flags']}` | {x['threads']} | "
+              f"{' / '.join(f'{v:.2f}' for v in x['estimates_s'])} | "
+              f"{' / '.join(f'{v:.2f}' for v in x['measured_s'])} | {x['measured_over_estimate']:.2f} |"
+              for x in r["rows"]]
+    busy = ", ".join("–" if b is None else f"{b:.1f}" for b in (r["machine"].get("other_runnable_tasks"),
+                                                             r["machine"].get("other_runnable_tasks_at_end")))
+    lines += ["", f"`{r['command']}` — {_machine(r['machine'], None)}; {r['rounds']} rounds, each a dry run then "
+              f"a real run timed over {r['steps']} steps, interleaved; ratio of the medians; code commit "
+              f"{_commit(r['code_commit'])}; other runnable tasks before / after: {busy}; raw: `{paths[0]}`"]
+    return "\n".join(lines)
+
+
 TABLES: dict[str, tuple[Callable[[list[str]], str], list[str]]] = {
     "original": (original_comparison, [f"{RESULTS}/original_cpu_2threads_conv4.json",
                                        f"{RESULTS}/original_cpu_2threads_resnet32.json",
                                        f"{RESULTS}/original_cpu_2threads_resnet32_tinyimagenet.json"]),
+    "step-share": (step_share, [f"{RESULTS}/step_share_resnet32_tinyimagenet.json"]),
     "backbone-breakdown": (backbone_breakdown, [f"{RESULTS}/backbone_breakdown_resnet32_bf16.json",
                                                 f"{RESULTS}/backbone_breakdown_resnet32_fp32.json"]),
     "step-parts": (step_parts, [f"{RESULTS}/step_changes_cpu.json"]),
     "compile-gain": (compile_gain, [f"{RESULTS}/compile_gain_cpu.json"]),
     "dry-run": (dry_run, [f"{RESULTS}/dry_run_cpu.json"]),
+    "dry-run-check": (dry_run_check, [f"{RESULTS}/dry_run_check_cpu.json"]),
     "eval-precision": (eval_precision, [f"{RESULTS}/eval_precision_cpu.json"]),
 }
 

@@ -115,3 +115,32 @@ def test_benchmark_results_record_the_machine_and_its_load_at_start_and_end(tmp_
     written = json.loads(out.read_text())
     assert written["machine"]["threads"] == 3 and "other_runnable_tasks_at_end" in written["machine"]
     assert [p.name for p in out.parent.iterdir()] == ["r.json"]  # no temporary file left
+
+
+def test_dry_run_check_pairs_each_estimate_with_a_real_run(tmp_path):
+    """benchmarks/dry_run_check.py: a dry run and a short real run of the same recipe, in fresh processes."""
+    from benchmarks.dry_run_check import main
+
+    out = tmp_path / "check.json"
+    assert main(["--case", "rr_conv4_cifar10", "--dataset cifar10_4k --k 2 --batch-size 8", "1",
+                 "--rounds", "1", "--steps", "2", "--out", str(out)]) == 0
+    row, = json.loads(out.read_text())["rows"]
+    assert row["entry"] == "rr_conv4_cifar10" and row["threads"] == 1
+    assert len(row["estimates_s"]) == len(row["measured_s"]) == 1
+    assert row["measured_over_estimate"] == pytest.approx(row["measured_s"][0] / row["estimates_s"][0])
+    assert 0.02 < row["measured_over_estimate"] < 50  # both are seconds per step of the same recipe
+
+
+def test_step_share_times_the_step_and_the_backbone_alone_in_one_process(tmp_path):
+    """benchmarks/step_share.py: our step and its backbone-only ceiling, alternated on the same views."""
+    from benchmarks.step_share import main
+
+    out = tmp_path / "share.json"
+    assert main(["--entry", "rr_conv4_cifar10", "--dataset", "cifar10_4k", "--ks", "2", "--m", "8", "--threads", "1",
+                 "--precisions", "fp32", "--reps", "2", "--out", str(out)]) == 0
+    row, = json.loads(out.read_text())["rows"]
+    assert (row["k"], row["m"], row["precision"], row["image_size"]) == (2, 8, "fp32", 32)
+    assert len(row["views_per_s"]["step"]) == len(row["views_per_s"]["backbone"]) == 2
+    med = row["median_views_per_s"]
+    assert row["share"] == pytest.approx(med["step"] / med["backbone"])
+    assert 0 < row["share"] < 5  # the step does the backbone's work and more; a tiny step is noisy
