@@ -18,10 +18,8 @@ What is measured here and what is derived (the output's ``measured`` / ``derived
   forward + backward per view, relation head + loss + backward per image at the recipe's K (pairs
   per image are fixed by K), and one optimiser step (per parameter; over all of them for models up
   to 2 M parameters). The step is then ``optimiser + (augment + backbone) · M·K + head · M``.
-  The timed pieces are small enough to stay in the CPU's caches and a full step is not, so the
-  estimate leans low: against the real full step, measured interleaved on a 2-core AMD EPYC
-  (bf16, one thread), the step took 1.2× the estimate for Conv-4 at K = 16 and 1.7× for
-  ResNet-32 at K = 32.
+  Against a short real run of the same recipe on an idle 2-core AMD EPYC (``benchmarks/dry_run_check.py``)
+  the real step took 0.87-0.96x the estimate (Conv-4 K = 16, ResNet-32 K = 4 at 32x32 and 64x64, bf16).
 - **GPU hours**: FLOPs / an assumed sustained throughput (:data:`GPU_ASSUMED_TFLOPS`), not measured.
 
 ``python -m training.bench.estimate --all-entries --out benchmarks/out/dry_run.json`` times every manifest
@@ -297,8 +295,8 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
         "derived": [
             f"flops_per_step = {flops.per_view}·M·K + {flops.per_pair}·M·K·(K−1) at M={m}, K={k} (exact)",
             f"cpu_seconds_per_step = optimiser + (augment + backbone)·{m * k} views + head·{m} images "
-            "(per-view / per-image / per-parameter times scaled linearly; the timed pieces fit in the CPU "
-            "caches and a full step does not, so it leans low: measured 1.2-1.7x below the real step)",
+            "(per-view / per-image / per-parameter times scaled linearly; on an idle machine the real step "
+            "took 0.87-0.96x this: benchmarks/dry_run_check.py)",
             f"steps = {n_images} // {m} × {recipe.epochs} epochs; cpu_hours = steps × cpu_seconds_per_step",
             "gpu_hours_estimate = flops_per_step × steps / the assumed GPU throughput",
         ],
