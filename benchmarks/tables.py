@@ -36,6 +36,19 @@ def _machine(machine: dict[str, Any], threads: int | None = None) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def _footer(r: dict[str, Any], path: str, machine: str, how: str | None = None,
+            loads: list[float | None] | None = None) -> str:
+    """The line under a table: command, machine, how it was timed, code commit, the load around it, raw JSON.
+
+    ``loads`` default to the machine record's other runnable tasks at the start and the end.
+    """
+    if loads is None:
+        loads = [r["machine"].get("other_runnable_tasks"), r["machine"].get("other_runnable_tasks_at_end")]
+    busy = ", ".join("–" if b is None else f"{b:.1f}" for b in loads)
+    return (f"`{r['command']}` — {machine}{f'; {how}' if how else ''}; code commit {_commit(r['code_commit'])}; "
+            f"other runnable tasks before / after: {busy}; raw: `{path}`")
+
+
 def _commit(commit: str) -> str:
     """A recorded code commit, a full sha shortened to 7 digits (a ``-dirty`` mark and any note kept)."""
     return re.sub(r"\b([0-9a-f]{7})[0-9a-f]{33}\b", r"\1", commit)
@@ -128,10 +141,9 @@ def eval_precision(paths: list[str]) -> str:
     lines += [f"| {x['side']}×{x['side']} | {x['batch_size']}{' (default)' if x['default_batch'] else ''} | "
               f"{x['fp32_images_per_s']:,.0f} | {x['bf16_images_per_s']:,.0f} | {x['bf16_speedup']:.2f}× | "
               f"{x['min_cosine_fp32_bf16']:.4f} |" for x in r["rows"]]
-    busy = ", ".join("–" if b is None else f"{b:.1f}" for b in r["other_runnable_tasks"])
-    lines += ["", f"`{r['command']}` — {r['hardware']}, {', '.join(r['bf16_cpu_flags']) or 'no bf16 instructions'}, "
-              f"torch {r['torch']}, code commit {_commit(r['code_commit'])}; other runnable tasks before / after: "
-              f"{busy}; raw: `{paths[0]}`"]
+    machine = (f"{r['hardware']}, {', '.join(r['bf16_cpu_flags']) or 'no bf16 instructions'}, "
+               f"torch {r['torch']}")
+    lines += ["", _footer(r, paths[0], machine, loads=r["other_runnable_tasks"])]
     return "\n".join(lines)
 
 
@@ -150,11 +162,8 @@ def step_share(paths: list[str]) -> str:
     lines += [f"| `{r['entry']}` | {x['k']} × {x['m']} | {x['image_size']}×{x['image_size']} | {x['precision']} | "
               f"{x['median_views_per_s']['step']:,.0f} | {x['median_views_per_s']['backbone']:,.0f} | "
               f"{100 * x['share']:.0f} % |" for x in r["rows"]]
-    busy = ", ".join("–" if b is None else f"{b:.1f}" for b in (r["machine"].get("other_runnable_tasks"),
-                                                             r["machine"].get("other_runnable_tasks_at_end")))
-    lines += ["", f"`{r['command']}` — {_machine(r['machine'], r['threads'])}; medians of {r['reps']} alternating "
-              f"calls each; code commit {_commit(r['code_commit'])}; other runnable tasks before / after: {busy}; "
-              f"raw: `{paths[0]}`"]
+    lines += ["", _footer(r, paths[0], _machine(r["machine"], r["threads"]),
+                          f"medians of {r['reps']} alternating calls each")]
     return "\n".join(lines)
 
 
@@ -167,11 +176,8 @@ def dry_run_check(paths: list[str]) -> str:
               f"{' / '.join(f'{v:.2f}' for v in x['estimates_s'])} | "
               f"{' / '.join(f'{v:.2f}' for v in x['measured_s'])} | {x['measured_over_estimate']:.2f} |"
               for x in r["rows"]]
-    busy = ", ".join("–" if b is None else f"{b:.1f}" for b in (r["machine"].get("other_runnable_tasks"),
-                                                             r["machine"].get("other_runnable_tasks_at_end")))
-    lines += ["", f"`{r['command']}` — {_machine(r['machine'], None)}; {r['rounds']} rounds, each a dry run then "
-              f"a real run timed over {r['steps']} steps, interleaved; ratio of the medians; code commit "
-              f"{_commit(r['code_commit'])}; other runnable tasks before / after: {busy}; raw: `{paths[0]}`"]
+    lines += ["", _footer(r, paths[0], _machine(r["machine"]), f"{r['rounds']} rounds, each a dry run then a real "
+                          f"run timed over {r['steps']} steps, interleaved; ratio of the medians")]
     return "\n".join(lines)
 
 
