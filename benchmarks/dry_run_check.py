@@ -3,14 +3,15 @@
     python -m benchmarks.dry_run_check --threads 2 --rounds 3 --steps 10 \\
         --out benchmarks/results/dry_run_check_cpu.json
 
-Per case (an entry and its recipe flags; defaults: the CPU recipes of the ResNet-32 CIFAR-10 and
-tiny-ImageNet releases, and the Conv-4 CIFAR-10 release on one thread) and round: one
-``python -m training pretrain ... --dry-run`` (its ``cpu_seconds_per_step``), then one real
+Per case (an entry and its recipe flags; defaults: the architecture, dataset, K and M of the CPU runs of
+the ResNet-32 tiny-ImageNet and CIFAR-10 releases, and of the Conv-4 CIFAR-10 release on one thread) and
+round: one ``python -m training pretrain ... --dry-run`` (its ``cpu_seconds_per_step``), then one real
 ``python -m training pretrain ...`` of two epochs of ``--steps`` steps on the real dataset, whose second
 epoch is timed (the log's ``views_per_s``: step time only, no checkpoint or data loading between epochs).
-Both in fresh processes, same threads and precision (``auto``), ``--compile off`` (the dry run times the
-eager step). Reported per case: every estimate and measurement, their medians, and measured / estimate
-(above 1: the dry run was low). Run it on an idle machine; the JSON records the load.
+Both in fresh processes, same threads, ``--precision auto`` for every case (bf16 on a CPU with bf16
+instructions, whatever precision the release trained in; each row records it) and ``--compile off``
+(the dry run times the eager step). Reported per case: every estimate and measurement, their medians,
+and measured / estimate (above 1: the dry run was low). Run it on an idle machine; the JSON records the load.
 """
 
 from __future__ import annotations
@@ -41,20 +42,20 @@ def _pretrain(entry: str, flags: str, threads: int, extra: list[str]) -> subproc
     return done
 
 
-def estimate(entry: str, flags: str, threads: int) -> float:
-    """``cpu_seconds_per_step`` of the dry run."""
-    return json.loads(_pretrain(entry, flags, threads, ["--dry-run"]).stdout)["estimate"]["cpu_seconds_per_step"]
+def estimate(entry: str, flags: str, threads: int) -> dict:
+    """The dry run's estimate (``cpu_seconds_per_step``, ``precision``, ``views_per_step``, ...)."""
+    return json.loads(_pretrain(entry, flags, threads, ["--dry-run"]).stdout)["estimate"]
 
 
-def measure(entry: str, flags: str, threads: int, steps: int) -> float:
-    """Seconds per step of the second of two ``steps``-step epochs of the real run."""
+def measure(entry: str, flags: str, threads: int, steps: int, views_per_step: int) -> float:
+    """Seconds per step of the second of two epochs of at most ``steps`` steps of the real run."""
     from training.run_folders import LOG, read_log
 
     with tempfile.TemporaryDirectory() as tmp:
         _pretrain(entry, flags, threads, ["--epochs", "2", "--steps-per-epoch", str(steps), "--no-progress",
                                           "--ckpt-every-steps", "0", "--out", tmp])
         timed = read_log(Path(tmp) / LOG)[-1]
-    return timed["seconds"] / steps
+    return views_per_step / timed["views_per_s"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.rounds):
         for i, (entry, flags, threads) in enumerate(cases):
             threads = threads or args.threads
-            est, meas = estimate(entry, flags, threads), measure(entry, flags, threads, args.steps)
+            dry = estimate(entry, flags, threads)
+            est = dry["cpu_seconds_per_step"]
+            meas = measure(entry, flags, threads, args.steps, dry["views_per_step"])
+            results[i]["precision"] = dry["precision"]
             results[i]["estimates_s"].append(est)
             results[i]["measured_s"].append(meas)
             print(f"round {r + 1}/{args.rounds} {entry} {flags} ({threads} threads): estimate {est:.3f} s/step, "

@@ -1,7 +1,7 @@
 """Our whole training step against the backbone alone, interleaved in one process: the step's share of its ceiling.
 
     python -m benchmarks.step_share --entry rr_resnet32_tinyimagenet --dataset tinyimagenet --ks 4 16 \\
-        --threads 2 --reps 8 --out benchmarks/results/step_share_resnet32_tinyimagenet.json
+        --threads 2 --reps 6 --out benchmarks/results/step_share_resnet32_tinyimagenet.json
 
 ``python -m training benchmark`` times our step inside a ``pretrain`` run and the backbone-only ceiling in
 another process; on a shared virtual machine the two can meet different moments of the host's load (its
@@ -9,9 +9,9 @@ ceiling repeats have differed by 20 %). Here both run in one process, alternatel
 moment: ``step`` is what ``pretrain`` runs per step (``make_views`` on M real images of the dataset, then
 ``train_step``: backbone, relation head, focal loss, backward, Adam) in the given precision with a
 ``channels_last`` backbone and the run's allocator setting; ``backbone`` is
-:func:`training.bench.original.ceiling_step` on the same K·M views (forward + backward alone). After two
-warm-up calls of each, ``--reps`` calls of each alternate; the share is the median backbone time over
-the median step time (per-call views/s listed in the JSON).
+:func:`training.bench.original.ceiling_step`: the same architecture's forward + backward alone on K·M
+random views of the same shape. After two warm-up calls of each, ``--reps`` calls of each alternate; the
+share is the median backbone time over the median step time (per-call views/s listed in the JSON).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def measure(entry: str, dataset: str, k: int, m: int, precision: str, reps: int)
         views = make_views(images, k, cfg, generator=gen, channels_last=True)
         train_step(model, optimizer, views, recipe, precision)
 
-    fns = {"step": step, "backbone": ceiling_step(recipe.architecture, k * m, precision, True, size=size)}
+    fns = {"step": step, "backbone": ceiling_step(recipe.architecture, k * m, precision, True, size=size,
+                                                  in_chans=images.shape[1])}
     for _ in range(2):
         for fn in fns.values():
             fn()

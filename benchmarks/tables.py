@@ -170,9 +170,9 @@ def step_share(paths: list[str]) -> str:
 def dry_run_check(paths: list[str]) -> str:
     """Dry-run estimates against the real step (``benchmarks/dry_run_check.py``)."""
     r = _load(paths[0])
-    lines = ["| entry | recipe | threads | estimated s/step | measured s/step | measured / estimate |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| `{x['entry']}` | `{x['flags']}` | {x['threads']} | "
+    lines = ["| entry | recipe | threads | precision | estimated s/step | measured s/step | measured / estimate |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| `{x['entry']}` | `{x['flags']}` | {x['threads']} | {x.get('precision', 'auto')} | "
               f"{' / '.join(f'{v:.2f}' for v in x['estimates_s'])} | "
               f"{' / '.join(f'{v:.2f}' for v in x['measured_s'])} | {x['measured_over_estimate']:.2f} |"
               for x in r["rows"]]

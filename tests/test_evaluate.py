@@ -412,7 +412,7 @@ def test_keep_epochs_then_publish_an_earlier_epoch(tmp_path, shared_data):
 
 def test_read_log_cuts_at_a_step_and_skips_only_a_half_written_last_line(tmp_path):
     from training.release.provenance import wall_time_s
-    from training.run_folders import RunLogError, read_log
+    from training.run_folders import RunLogError, parse_log, read_log
 
     rows = [{"kind": "epoch", "epoch": e, "global_step": 10 * e, "seconds": 100.0 * e} for e in (1, 2, 3)]
     log = tmp_path / "log.jsonl"
@@ -423,6 +423,10 @@ def test_read_log_cuts_at_a_step_and_skips_only_a_half_written_last_line(tmp_pat
     log.write_text(json.dumps(rows[0]) + "\n{oops\n" + json.dumps(rows[1]) + "\n")
     with pytest.raises(RunLogError, match=r"log.jsonl: line 2 is not JSON \('\{oops'\)"):
         read_log(log)
+    text = "".join(json.dumps(r) + "\n" for r in rows) + '{"kind": "ep'
+    assert parse_log(text, "given") == rows and parse_log(text, "given", up_to_step=10) == rows[:1]
+    with pytest.raises(RunLogError, match=r"^given: line 1 is not JSON"):
+        parse_log("{oops\n" + text, "given")
 
 
 def test_segments_of_a_run_resumed_from_one_that_recorded_none():

@@ -1,5 +1,6 @@
 """Where the commands write by default: every run folder's name, relative to the working directory; the
-names of a run folder's files, and the one reader of its ``log.jsonl`` (:func:`read_log`).
+names of a run folder's files, and the one parser of its ``log.jsonl`` (:func:`read_log` for the file,
+:func:`parse_log` for its text already read).
 
 Imports nothing heavy (the defaults appear in ``--help``).
 """
@@ -41,7 +42,7 @@ class RunLogError(ValueError):
 
 
 def read_log(path: str | Path, up_to_step: int | None = None) -> list[dict[str, Any]]:
-    """The rows of a run's ``log.jsonl``, the one reader of that file.
+    """The rows of a run's ``log.jsonl`` (the file read, then :func:`parse_log`).
 
     A half-written last line (the run is appending it) is left out; any other line that is not JSON
     is an error.

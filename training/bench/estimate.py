@@ -52,9 +52,9 @@ from training.pretrain.recipes import Recipe, RecipeError, RunOptions
 GPU_ASSUMED_TFLOPS = 150.0
 COUNT_M, COUNT_KS = 2, (2, 3)     # images, views per image of the two FLOP counts
 BACKBONE_TIMED_FLOPS = 2e10       # size of the timed backbone batch: about this many FLOPs ...
-BACKBONE_WARMUP_CALLS = 3         # untimed calls first: oneDNN's first calls on a shape run ~1.4x slow
-BACKBONE_TIMED_CALLS = 3          # then the fastest of this many
 MAX_TIMED_VIEWS = 256             # ... and at most this many views
+BACKBONE_WARMUP_CALLS = 3         # untimed backbone calls first: oneDNN's first calls on a shape run slower
+BACKBONE_TIMED_CALLS = 3          # then the fastest of this many
 AUGMENT_TIMED_VIEWS = 128         # about this many views in the timed augmentation
 HEAD_TIMED_PAIRS = 8_192          # about this many pairs in the timed relation-head batch
 OPTIMIZER_TIMED_PARAMS = 2_000_000  # at most this many parameters in the timed optimiser step
@@ -287,7 +287,8 @@ def estimate_wall_time(recipe: Recipe, opts: RunOptions) -> dict[str, Any]:
         "measured": [
             f"FLOPs of one fp32 forward+backward at M={COUNT_M}, K={COUNT_KS[0]} and K={COUNT_KS[1]} "
             f"(torch.utils.flop_counter.FlopCounterMode on {flops.counted_on} tensors: convolutions, matrix products)",
-            f"seconds ({precision}, {torch.get_num_threads()} thread(s), best of 2 after a warm-up): augmentation of "
+            f"seconds ({precision}, {torch.get_num_threads()} thread(s); fastest of 2 calls after one untimed call, "
+            f"the backbone fastest of {BACKBONE_TIMED_CALLS} after {BACKBONE_WARMUP_CALLS}): augmentation of "
             f"{m_aug * k} views, backbone forward+backward on {n_bb} views, relation head+loss+backward on "
             f"{m_head} images × {k} views ({m_head * k * (k - 1)} pairs), one optimiser step over {timed_numel} of the "
             f"{n_params} parameters",

@@ -22,10 +22,11 @@ measured views/s (original: ceil(N/M) batches, last one partial; ours: floor(N/M
 
 Precision and ceiling: the original trains in fp32 only; ours runs in fp32 (``ours``) and, where
 ``--precision auto`` resolves to bf16 on this CPU, once more as a user gets it by default (``ours_default``).
-Every repeat also times, in a fresh subprocess, the backbone's forward + backward alone on the same K·M
-views (no augmentation, head, loss or optimiser) in each precision and memory format, timed like our timed
-epoch (``steps`` consecutive calls after an untimed one; best of the repeats); each of our steps is reported
-as a share of that ceiling for its precision in ``channels_last`` (the layout ``pretrain`` uses).
+Every repeat also times, in a fresh subprocess, the backbone's forward + backward alone on K·M random
+views of the same shape (no augmentation, head, loss or optimiser) in each precision and memory format,
+timed like our timed epoch (``steps`` untimed calls, then ``steps`` timed consecutive calls; 10 and 10
+with ``--steps 0``; best of the repeats); each of our steps is reported as a share of that ceiling for
+its precision in ``channels_last`` (the layout ``pretrain`` uses).
 
 FLOP share: FLOPs per step of each side's own forward + backward, counted by
 ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matmuls; not BatchNorm, elementwise,
@@ -215,10 +216,11 @@ def measure_peaks(matmul_n: int = 2048) -> dict[str, float]:
 
 
 def ceiling_step(arch: str, views: int, precision: str, channels_last: bool, size: int = 32,
-                 compiled: bool = False) -> Callable[[], None]:
+                 compiled: bool = False, in_chans: int = 3) -> Callable[[], None]:
     """The step a ceiling times: the backbone's forward + backward alone on ``views`` random views.
 
-    No augmentation, relation head, loss or optimiser: ``backbone(x).float().sum().backward()`` under
+    No augmentation, relation head, loss or optimiser: ``backbone(x).float().sum().backward()`` on random
+    views of ``in_chans`` × ``size`` × ``size`` under
     the precision's autocast (``compiled``: ``torch.compile``-d, as ``pretrain --compile on``), with the
     allocator setting of a run.
     """
@@ -228,10 +230,10 @@ def ceiling_step(arch: str, views: int, precision: str, channels_last: bool, siz
 
     keep_freed_memory()  # as pretrain does: without it every step pays ~280k page faults
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = build_backbone(arch).to(memory_format=layout)
+    model = build_backbone(arch, in_chans=in_chans).to(memory_format=layout)
     if compiled:
         model.compile()
-    x = torch.randn(views, 3, size, size).contiguous(memory_format=layout)
+    x = torch.randn(views, in_chans, size, size).contiguous(memory_format=layout)
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
@@ -246,11 +248,13 @@ def backbone_ceiling(arch: str, views: int, precision: str, channels_last: bool,
                      size: int = 32, compiled: bool = False) -> float:
     """Views/s of :func:`ceiling_step` (the backbone's forward + backward alone): a step's ceiling.
 
-    Timed as our timed epoch is: ``steps`` consecutive calls after an untimed one, total views over total
-    seconds (not the fastest single call, which a noisy machine biases upward). On the current thread count.
+    Timed as our timed epoch is: ``steps`` untimed calls (our warm-up epoch), then ``steps`` consecutive
+    calls, total views over total seconds (not the fastest single call, which a noisy machine biases
+    upward). On the current thread count.
     """
     step = ceiling_step(arch, views, precision, channels_last, size, compiled)
-    step()
+    for _ in range(steps):
+        step()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
@@ -344,8 +348,8 @@ class Harness:
                 "peak_rss_mib": rss, "process_wall_s": wall, "process_cpu_per_wall": cpu}
 
     def ceiling(self, arch: str, k: int, m: int, steps: int) -> dict[str, float]:
-        """Backbone-only views/s on K·M views per ``"<precision> <layout>"`` over ``steps`` consecutive
-        calls, as our timed epoch (one fresh subprocess)."""
+        """Backbone-only views/s on K·M views per ``"<precision> <layout>"``, timed as our timed epoch
+        (:func:`backbone_ceiling`; ``steps`` 0: :data:`CEILING_FULL_EPOCH_STEPS`), in one fresh subprocess."""
         run = self._next(f"ceiling_{arch}_k{k}")
         _run([self.python, "-m", "training.bench.original", "ceiling", arch, str(k * m), str(self.threads),
               str(run / "result.json"), str(self.dataset.size), str(steps or CEILING_FULL_EPOCH_STEPS)],
@@ -515,6 +519,7 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
         _, baseline_rss, _ = _run([python, "-c", "import torch, torchvision"], work, _env(threads), work / "import.log")
         from training.release.provenance import code_commit
 
+        ceiling_calls = steps or CEILING_FULL_EPOCH_STEPS
         meta = {"original_repo": str(repo), "original_commit": _git_commit(repo), "code_commit": code_commit(),
                 "command": "python -m training benchmark " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == [
                     "benchmark"] else None, "images": source,
@@ -525,8 +530,8 @@ def run_original_benchmark(repo: str | Path, archs: list[str], ks: list[int], m:
                 "timing": (f"each run: warm-up epoch + timed epoch of {steps} steps (M={m}); best of {repeats}, "
                            "interleaved" if steps else f"each run: warm-up epoch + timed full epoch; best of "
                            f"{repeats}, interleaved") + (
-                    f"; backbone alone: one untimed call + {steps or CEILING_FULL_EPOCH_STEPS} timed consecutive "
-                    f"calls, best of {repeats}"),
+                    f"; backbone alone: {ceiling_calls} untimed + {ceiling_calls} timed consecutive calls, "
+                    f"best of {repeats}"),
                 "machine": machine_record()}
         print(f"fp32, {threads} thread(s): matmul {peaks[0]['matmul'] / 1e9:.1f} GFLOP/s, conv "
               f"{peaks[0]['conv'] / 1e9:.1f} GFLOP/s; `import torch, torchvision` alone peaks at "
@@ -614,5 +619,6 @@ def _ceiling_child(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["ceiling"]:
-        sys.exit("usage: python -m training.bench.original ceiling ARCH VIEWS THREADS OUT (run by the benchmark)")
+        sys.exit("usage: python -m training.bench.original ceiling ARCH VIEWS THREADS OUT [SIZE [STEPS]] "
+                 "(run by the benchmark)")
     sys.exit(_ceiling_child(sys.argv[2:]))

@@ -185,9 +185,10 @@ def _run_logs(run_dir: Path, global_step: int) -> dict[str, bytes]:
     if not log.is_file():  # no log to cut: the run's plot as it is, if any
         return {CURVES_PNG: (run_dir / CURVES_PNG).read_bytes()} if (run_dir / CURVES_PNG).is_file() else {}
     text = log.read_bytes()
-    rows = parse_log(text.decode(), log)
+    decoded = text.decode()
+    rows = parse_log(decoded, log)
     kept = [row for row in rows if row.get("global_step", 0) <= global_step]
-    lines = sum(1 for line in text.splitlines() if line.strip())
+    lines = sum(1 for line in decoded.splitlines() if line.strip())
     whole = len(kept) == len(rows) == lines  # every row kept, and no half-written last line left out
     if whole and (run_dir / CURVES_PNG).is_file():
         return {LOG: text, CURVES_PNG: (run_dir / CURVES_PNG).read_bytes()}
